@@ -1,0 +1,1 @@
+"""Shared building blocks: one small layer per file."""
