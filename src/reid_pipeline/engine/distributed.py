@@ -1,0 +1,141 @@
+"""Distributed data-parallel set-up: torchrun detection, process group, rank helpers.
+
+``torchrun --nproc_per_node=N script.py`` (or ``python -m torch.distributed.run``) sets ``RANK``,
+``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; ``setup_distributed`` reads
+them and initialises the default process group with NCCL on CUDA devices and gloo on CPU. A group
+initialised by the caller is reused and left alone by ``teardown_distributed``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+_TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: ``enabled`` False means a plain single-process run."""
+
+    enabled: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+    owns_group: bool = False  # True when setup_distributed initialised the group
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def torchrun_env() -> bool:
+    """Whether this process was started by torchrun with more than one process."""
+    return all(v in os.environ for v in _TORCHRUN_VARS) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def setup_distributed(
+    distributed: bool | None,
+    *,
+    device: torch.device,
+    backend: str = "auto",
+    timeout_s: float = 1800.0,
+) -> DistContext:
+    """Initialise (or join) the default process group.
+
+    ``distributed``: ``None`` = auto (on when torchrun started several processes or a group is
+    already initialised), ``True`` = required (error when neither is the case), ``False`` = off.
+    ``backend``: ``"auto"`` = ``nccl`` for CUDA devices, ``gloo`` otherwise.
+    """
+    if distributed is False:
+        return DistContext()
+    already = dist.is_available() and dist.is_initialized()
+    if not already and not torchrun_env():
+        if distributed:
+            raise RuntimeError(
+                "distributed=True but this process was not started by torchrun (missing or "
+                f"single-process {list(_TORCHRUN_VARS)}); launch with "
+                "`torchrun --nproc_per_node=N ...`"
+            )
+        return DistContext()
+    if not dist.is_available():
+        raise RuntimeError("distributed training requested but torch.distributed is unavailable")
+    if backend == "auto":
+        backend = "nccl" if device.type == "cuda" else "gloo"
+    if backend not in ("nccl", "gloo"):
+        raise ValueError(f"backend: expected 'auto', 'nccl' or 'gloo', got {backend!r}")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not already:
+        dist.init_process_group(
+            backend=backend,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            device_id=device if backend == "nccl" else None,
+        )
+    return DistContext(
+        enabled=True,
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        backend=dist.get_backend(),
+        owns_group=not already,
+    )
+
+
+def teardown_distributed(ctx: DistContext) -> None:
+    """Destroy the process group if ``setup_distributed`` created it."""
+    if ctx.enabled and ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def get_rank() -> int:
+    """Rank in the default group (0 outside distributed runs)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    """Number of processes in the default group (1 outside distributed runs)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def all_reduce_mean(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Mean of ``tensor`` over ranks (in place; identity when not distributed). NaN/inf on any rank
+    makes the result non-finite on every rank, so all ranks stop together."""
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= ctx.world_size
+    return tensor
+
+
+def average_gradients(params: list[torch.nn.Parameter], ctx: DistContext) -> None:
+    """All-reduce (mean) the gradients of parameters DDP does not manage (criterion centres)."""
+    if not ctx.enabled:
+        return
+    for p in params:
+        if p.grad is not None:
+            all_reduce_mean(p.grad, ctx)
+
+
+def broadcast_object(obj: Any, ctx: DistContext, *, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (picklable plain data)."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
