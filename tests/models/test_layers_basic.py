@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -29,8 +30,13 @@ from reid_pipeline.models.layers.non_local import (
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_and_one_thread() -> Iterator[None]:
+    # tiny models: one intra-op thread is faster than several on a shared CPU
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- trunk
