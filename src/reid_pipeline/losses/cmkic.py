@@ -34,6 +34,10 @@ from reid_pipeline.models.base import ReidOutput
 _FILL = -1e9  # finite "minus infinity": an empty logsumexp must not give NaN gradients
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def cross_modality_masks(pids: Tensor, modality: Tensor) -> tuple[Tensor, Tensor]:
     """``(pos, neg)``, each (B, B) bool: ``pos[i, j]`` - j has i's pid and the other modality;
     ``neg[i, j]`` - j has another pid and the other modality."""
@@ -101,14 +105,25 @@ class CMKICLoss(nn.Module):
         aux_key: str | None = "proj_aux",
     ) -> None:
         super().__init__()
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"cmkic: k must be a positive int, got {k!r}")
-        if temperature <= 0:
-            raise ValueError(f"cmkic: temperature must be > 0, got {temperature!r}")
-        if aux_weight < 0:
-            raise ValueError(f"cmkic: aux_weight must be >= 0, got {aux_weight!r}")
+        if not _is_number(temperature) or temperature <= 0:
+            raise ValueError(f"cmkic: temperature must be a number > 0, got {temperature!r}")
+        if not _is_number(aux_weight) or aux_weight < 0:
+            raise ValueError(f"cmkic: aux_weight must be a number >= 0, got {aux_weight!r}")
+        if not isinstance(key, str) or not (aux_key is None or isinstance(aux_key, str)):
+            raise ValueError(
+                f"cmkic: key and aux_key must be extras names (aux_key may be null), got "
+                f"{key!r}, {aux_key!r}"
+            )
         self.k, self.temperature, self.aux_weight = k, float(temperature), float(aux_weight)
         self.key, self.aux_key = key, aux_key
+
+    def extra_repr(self) -> str:
+        return (
+            f"k={self.k}, temperature={self.temperature}, aux_weight={self.aux_weight}, "
+            f"key={self.key!r}, aux_key={self.aux_key!r}"
+        )
 
     def _term(self, output: ReidOutput, name: str, pids: Tensor, modality: Tensor) -> Tensor:
         if name not in output.extras:

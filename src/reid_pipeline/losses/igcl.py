@@ -17,7 +17,8 @@ modality's centre) but not to ``L_intra``; a batch with no identity in both moda
 ``L_intra = 0`` and a batch with one identity ``L_inter = 0`` (zeros that still carry a gradient).
 ``normalize`` (ours, default on) L2-normalises the features first, which makes ``rho`` a cosine-
 scale margin (distances of unit vectors lie in [0, 2]) and stops ``L_intra`` from being lowered by
-shrinking the features. The loss reads ``output.feats`` (all branches, summed, or ``branches``).
+shrinking the features. The loss reads ``output.feats`` (every branch, summed, or the
+``branches`` given), as the package's metric losses do (``losses/functional.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reid_pipeline.losses.functional import check_bool, check_branches, select_branches
 from reid_pipeline.losses.registry import register_loss
 from reid_pipeline.models.base import ReidOutput
 
@@ -97,26 +99,23 @@ class IGCLLoss(nn.Module):
         branches: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        if lam < 0:
-            raise ValueError(f"igcl: lam must be >= 0, got {lam!r}")
-        if rho < 0:
-            raise ValueError(f"igcl: rho must be >= 0, got {rho!r}")
-        self.lam, self.rho, self.normalize = float(lam), float(rho), bool(normalize)
-        self.branches = None if branches is None else [int(b) for b in branches]
+        for name, value in (("lam", lam), ("rho", rho)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"igcl: {name} must be a number >= 0, got {value!r}")
+        self.lam, self.rho = float(lam), float(rho)
+        self.normalize = check_bool("igcl", "normalize", normalize)
+        self.branches = check_branches("igcl", branches)
 
     def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
         if modality is None:
             raise ValueError("igcl is a cross-modality loss: pass modality (0 visible, 1 IR)")
-        branches = range(len(output.feats)) if self.branches is None else self.branches
-        if not output.feats or any(not 0 <= b < len(output.feats) for b in branches):
-            raise ValueError(
-                f"igcl: branches {list(branches)} do not index the model's {len(output.feats)} "
-                "feats"
-            )
-        total = output.feats[0].sum() * 0.0
-        for b in branches:
-            intra, inter = igcl_terms(
-                output.feats[b], pids, modality, rho=self.rho, normalize=self.normalize
-            )
-            total = total + intra + inter
-        return self.lam * total
+        values = []
+        for _, feats in select_branches("igcl", "feats", output.feats, self.branches):
+            intra, inter = igcl_terms(feats, pids, modality, rho=self.rho, normalize=self.normalize)
+            values.append(intra + inter)
+        return self.lam * torch.stack(values).sum()
+
+    def extra_repr(self) -> str:
+        return (
+            f"lam={self.lam}, rho={self.rho}, normalize={self.normalize}, branches={self.branches}"
+        )
