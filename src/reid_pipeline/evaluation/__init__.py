@@ -1,0 +1,19 @@
+"""Evaluation: distances, ranking metrics, protocols and re-ranking (Kedro-free)."""
+
+from reid_pipeline.evaluation.distance import METRICS, iter_distance_blocks, pairwise_distance
+from reid_pipeline.evaluation.rank import (
+    SKIP_REASONS,
+    RankResult,
+    evaluate_from_features,
+    evaluate_rank,
+)
+
+__all__ = [
+    "METRICS",
+    "SKIP_REASONS",
+    "RankResult",
+    "evaluate_from_features",
+    "evaluate_rank",
+    "iter_distance_blocks",
+    "pairwise_distance",
+]
