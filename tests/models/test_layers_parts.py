@@ -259,3 +259,13 @@ def test_row_ranges_follow_torch_adaptive_pooling() -> None:
     assert F.adaptive_max_pool2d(x, (3, 1)).flatten().tolist() == [e - 1.0 for _, e in ranges]
     means = F.adaptive_avg_pool2d(x, (3, 1)).flatten().tolist()
     assert means == [(s + e - 1) / 2 for s, e in ranges]
+
+
+def test_topk_block_mask_breaks_ties_by_first_block() -> None:
+    cam = torch.zeros(1, 8, 4)  # every block scores 0 (a ReLU'd CAM often does)
+    cam[0, 6:8, 2:4] = 1.0  # last block: the only positive one
+    keep = topk_block_mask(cam, block_size=(3, 2), top_k=3)
+    expected = torch.ones(8, 4)
+    expected[6:8, 2:4] = 0  # the positive block, then the first two in row-major order
+    expected[0:3, 0:4] = 0
+    assert torch.equal(keep[0, 0], expected)

@@ -65,7 +65,8 @@ def block_scores(cam: Tensor, block_size: Sequence[int]) -> Tensor:
 def topk_block_mask(cam: Tensor, *, block_size: Sequence[int], top_k: int) -> Tensor:
     """Keep-mask ``(B, 1, H, W)``: 0 on the ``top_k`` highest-scoring blocks of each sample, 1 else.
 
-    Ties between equal block scores are broken by ``torch.topk`` (deterministic for a given input).
+    Ties between equal block scores (common: the CAM is ReLU'd, so many blocks score 0) go to the
+    first blocks in row-major order (a stable sort), the same on every device.
     """
     rows, cols = _check_block(block_size)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
@@ -78,7 +79,8 @@ def topk_block_mask(cam: Tensor, *, block_size: Sequence[int], top_k: int) -> Te
             f"top_k={top_k} exceeds the {nr * nc} blocks of {rows}x{cols} cells that tile the "
             f"{h}x{w} feature map; lower top_k or block_size, or use larger images"
         )
-    idx = scores.flatten(1).topk(top_k, dim=1).indices  # (B, top_k)
+    order = scores.flatten(1).sort(dim=1, descending=True, stable=True).indices  # (B, nr*nc)
+    idx = order[:, :top_k]  # (B, top_k)
     picked = torch.zeros(b, nr * nc, device=cam.device, dtype=torch.bool)
     picked.scatter_(1, idx, True)
     picked = picked.reshape(b, nr, nc)
