@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +153,23 @@ def _official_counts() -> tuple[dict[tuple[int, int], int], list[int], list[int]
     return counts, train, test
 
 
+@pytest.fixture
+def scratch_dir(tmp_path: Path) -> Iterator[Path]:
+    """A RAM-backed folder (``/dev/shm``) where there is one, else ``tmp_path``: creating and
+    removing ~48k directory entries there takes ~1 s instead of 10-60 s on a busy shared disk.
+    Removed at teardown, so no large tree is left to pytest's tmp retention."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        path = Path(tempfile.mkdtemp(prefix="reid_sysu_", dir=shm))
+    else:
+        path = tmp_path / "scratch"
+        path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.skipif(not OFFICIAL.is_dir(), reason="official SYSU-MM01 split files not present")
-def test_sysu_published_statistics_on_real_identity_layout(tmp_path: Path) -> None:
+def test_sysu_published_statistics_on_real_identity_layout(scratch_dir: Path) -> None:
     counts, train_ids, test_ids = _official_counts()
     visible, infrared = (1, 2, 4, 5), (3, 6)
     ids_with = {
@@ -166,7 +183,7 @@ def test_sysu_published_statistics_on_real_identity_layout(tmp_path: Path) -> No
     assert (len(train_ids), len(val_ids), len(test_ids), len(one_modality)) == (296, 99, 96, 22)
 
     start = time.perf_counter()
-    dataset_dir = tmp_path / "SYSU-MM01"
+    dataset_dir = scratch_dir / "SYSU-MM01"
     flags = os.O_WRONLY | os.O_CREAT
     for (camera, pid), n in counts.items():
         folder = dataset_dir / f"cam{camera}" / f"{pid:04d}"
@@ -179,7 +196,7 @@ def test_sysu_published_statistics_on_real_identity_layout(tmp_path: Path) -> No
     written = time.perf_counter() - start
 
     start = time.perf_counter()
-    splits = load_dataset("sysu_mm01", tmp_path)
+    splits = load_dataset("sysu_mm01", scratch_dir)
     loading = time.perf_counter() - start
 
     train_vis = sum(1 for r in splits.train if r.modality == 0)
@@ -195,6 +212,8 @@ def test_sysu_published_statistics_on_real_identity_layout(tmp_path: Path) -> No
     assert {r.pid for r in splits.gallery} == set(test_ids)
     assert {r.camid for r in splits.gallery} == {0, 1, 3, 4}
     assert splits.info["test_ids"] == sorted(test_ids)
-    assert loading < 10, (
+    # ~1 s on an idle 2-core machine; the bound only catches per-file work gone quadratic.
+    print(f"SYSU-MM01 tree: written in {written:.2f} s, loaded in {loading:.2f} s")
+    assert loading < 30, (
         f"listing {len(counts)} id folders took {loading:.1f} s (writing {written:.1f} s)"
     )
