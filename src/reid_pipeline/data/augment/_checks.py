@@ -6,6 +6,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 
 def check_probability(owner: str, name: str, value: Any) -> float:
     if (
@@ -68,3 +70,16 @@ def check_fill(
         return tuple(float(v) for v in value)
     expected = "a number, a list of per-channel numbers" + (" or 'random'" if allow_random else "")
     raise ValueError(f"{owner}: {name} must be {expected}, got {value!r}")
+
+
+def fill_value(fill: float | tuple[float, ...], image: np.ndarray, owner: str) -> Any:
+    """``fill`` as the image's dtype (rounded and clipped for uint8), checked against channels."""
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if isinstance(fill, tuple) and len(fill) != channels:
+        raise ValueError(
+            f"{owner}: fill has {len(fill)} values but the image has {channels} channel(s)"
+        )
+    value = np.asarray(fill, dtype=np.float64)
+    if image.dtype == np.uint8:
+        value = np.clip(np.rint(value), 0, 255)
+    return value.astype(image.dtype)

@@ -33,24 +33,20 @@ from reid_pipeline.data.augment._checks import (
     check_positive_int,
     check_probability,
     check_range,
+    fill_value,
 )
 
 Rect = tuple[int, int, int, int]  # (y, x, h, w)
 
 
-def _paint(img: np.ndarray, rect: Rect | None, fill: Any, noise: np.ndarray | None) -> np.ndarray:
+def _paint(
+    img: np.ndarray, rect: Rect | None, fill: Any, noise: np.ndarray | None, owner: str
+) -> np.ndarray:
     if rect is None:
         return img
     y, x, h, w = rect
     out = img.copy()
-    if noise is not None:
-        out[y : y + h, x : x + w] = noise
-    else:
-        if isinstance(fill, tuple) and img.ndim == 3 and len(fill) != img.shape[2]:
-            raise ValueError(
-                f"fill has {len(fill)} values but the image has {img.shape[2]} channel(s)"
-            )
-        out[y : y + h, x : x + w] = fill
+    out[y : y + h, x : x + w] = noise if noise is not None else fill_value(fill, img, owner)
     return out
 
 
@@ -112,7 +108,7 @@ class RandomErasing(ImageOnlyTransform):
     def apply(
         self, img: np.ndarray, rect: Rect | None = None, noise: np.ndarray | None = None, **_: Any
     ) -> np.ndarray:
-        return _paint(img, rect, self.fill, noise)
+        return _paint(img, rect, self.fill, noise, "random_erasing")
 
 
 class Cutout(ImageOnlyTransform):
@@ -156,4 +152,4 @@ class Cutout(ImageOnlyTransform):
         return {"rect": self.sample_rect(shape[0], shape[1])}
 
     def apply(self, img: np.ndarray, rect: Rect | None = None, **_: Any) -> np.ndarray:
-        return _paint(img, rect, self.fill, None)
+        return _paint(img, rect, self.fill, None, "cutout")

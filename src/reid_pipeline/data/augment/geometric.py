@@ -16,7 +16,12 @@ import cv2
 import numpy as np
 from albumentations.core.transforms_interface import DualTransform
 
-from reid_pipeline.data.augment._checks import check_fill, check_positive_int, check_probability
+from reid_pipeline.data.augment._checks import (
+    check_fill,
+    check_positive_int,
+    check_probability,
+    fill_value,
+)
 
 BORDER_MODES = {
     "constant": cv2.BORDER_CONSTANT,
@@ -37,7 +42,7 @@ def shift_image(
             padded = padded[..., None]
         return np.ascontiguousarray(padded[py - dy : py - dy + h, px - dx : px - dx + w])
     out = np.empty_like(img)
-    out[...] = fill
+    out[...] = fill_value(fill, img, "pad_crop")
     ys, yd = max(0, -dy), max(0, dy)  # source / destination start rows
     xs, xd = max(0, -dx), max(0, dx)
     hh, ww = h - abs(dy), w - abs(dx)
