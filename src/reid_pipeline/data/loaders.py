@@ -124,9 +124,7 @@ def load_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> Spl
 # --------------------------------------------------------------------------- folders and files
 
 
-def find_dataset_dir(
-    root: Path, *, dirname: str, markers: Sequence[str], aliases: Sequence[str] = ()
-) -> Path:
+def find_dataset_dir(root: Path, *, dirname: str, markers: Sequence[str]) -> Path:
     """``root/<dirname>`` if it exists, else ``root`` itself when it is the dataset folder
     (named ``dirname`` or holding one of ``markers``); otherwise one clear error."""
     root = Path(os.path.abspath(os.fspath(root)))
@@ -135,11 +133,9 @@ def find_dataset_dir(
             f"{root}: dataset root does not exist or is not a folder; expected the folder that "
             f"contains {dirname}/ (or {dirname}/ itself)"
         )
-    names = (dirname, *aliases)
-    for candidate_name in names:
-        if (root / candidate_name).is_dir():
-            return root / candidate_name
-    if root.name in names or any((root / marker).exists() for marker in markers):
+    if (root / dirname).is_dir():
+        return root / dirname
+    if root.name == dirname or any((root / marker).exists() for marker in markers):
         return root
     raise DatasetFormatError(
         f"{root / dirname}: dataset folder not found; expected {root}/{dirname}/ containing "
@@ -172,6 +168,8 @@ def list_images(folder: Path | str) -> list[str]:
             names = [e.name for e in it if is_image_name(e.name) and e.is_file()]
     except (FileNotFoundError, NotADirectoryError):
         raise DatasetFormatError(f"{folder}: missing folder; expected a folder of images") from None
+    except PermissionError:
+        raise DatasetFormatError(f"{folder}: folder not readable (permission denied)") from None
     return [os.path.join(folder, n) for n in sorted(names)]
 
 
@@ -183,6 +181,8 @@ def list_subdirs(folder: Path | str) -> list[str]:
             return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
     except (FileNotFoundError, NotADirectoryError):
         raise DatasetFormatError(f"{folder}: missing folder") from None
+    except PermissionError:
+        raise DatasetFormatError(f"{folder}: folder not readable (permission denied)") from None
 
 
 class DirIndex:
