@@ -85,18 +85,29 @@ def _build_torchvision_resnet(name: str, pretrained: bool | str | Path) -> nn.Mo
     state = load_state_dict_file(pretrained)
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    result = resnet.load_state_dict(state, strict=False)
-    own = {k for k in resnet.state_dict() if not k.startswith("fc.")}
-    missing = [k for k in result.missing_keys if k in own]
-    if len(missing) == len(own):
+    own = {
+        k: v
+        for k, v in resnet.state_dict().items()
+        if not k.startswith("fc.") and not k.endswith("num_batches_tracked")
+    }
+    if not any(k in state for k in own):
         raise ValueError(
             f"weights file {pretrained} has no key of a {name} (expected keys like "
             "'conv1.weight', 'layer1.0.bn1.weight')"
         )
+    for key, value in own.items():
+        if key in state and tuple(state[key].shape) != tuple(value.shape):
+            raise ValueError(
+                f"weights file {pretrained} does not fit a {name}: {key!r} has shape "
+                f"{tuple(state[key].shape)} in the file, {tuple(value.shape)} in the model "
+                "(a different architecture?)"
+            )
+    missing = [k for k in own if k not in state]
     if missing:
         raise ValueError(
             f"weights file {pretrained} lacks {len(missing)} {name} keys, e.g. {missing[:3]}"
         )
+    resnet.load_state_dict(state, strict=False)
     return resnet
 
 
