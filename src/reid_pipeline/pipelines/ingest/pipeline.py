@@ -1,0 +1,31 @@
+"""``ingest`` pipeline, and the ingestion template every train pipeline starts with."""
+
+from kedro.pipeline import Node, Pipeline, pipeline
+
+from reid_pipeline.pipelines.ingest.nodes import ingest_dataset
+
+
+def ingest_template(dataset: str = "params:dataset") -> Pipeline:
+    """Un-namespaced ingestion nodes reading the dataset description from ``dataset`` (outputs
+    ``train_manifest``, ``query_manifest``, ``gallery_manifest``, ``dataset_info``,
+    ``dataset_statistics``)."""
+    return Pipeline(
+        [
+            Node(
+                ingest_dataset,
+                dataset,
+                [
+                    "train_manifest",
+                    "query_manifest",
+                    "gallery_manifest",
+                    "dataset_info",
+                    "dataset_statistics",
+                ],
+                name="ingest_dataset",
+            )
+        ]
+    )
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    return pipeline(ingest_template(), namespace="ingest")
