@@ -54,6 +54,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# First: it turns off albumentations' network version check before albumentations is imported.
+from reid_pipeline.data.augment import (  # isort: split
+    AdaptiveGray,
+    ChannelExchange,
+    Cutout,
+    PadCrop,
+    RandomErasing,
+)
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -61,13 +70,6 @@ import torch
 from albumentations.core.transforms_interface import BasicTransform
 from torch import Tensor
 
-from reid_pipeline.data.augment import (
-    AdaptiveGray,
-    ChannelExchange,
-    Cutout,
-    PadCrop,
-    RandomErasing,
-)
 from reid_pipeline.data.augment._checks import check_probability
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
