@@ -203,3 +203,19 @@ def test_resnet50_shapes_and_gradients() -> None:
     assert model.pfam.down2[0].weight.grad is not None
     assert model.backbone.layer2[0].conv1.weight.grad is not None
     assert model.eval().feat_dim == 2048
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_channels_last_training_step() -> None:
+    model = _model().cuda().to(memory_format=torch.channels_last).train()
+    images, pids, modality = (t.cuda() for t in _batch())
+    images = images.contiguous(memory_format=torch.channels_last)
+    criterion = build_criterion([{"name": "ce"}, {"name": "wrt"}, {"name": "igcl"}])
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(images, pids, modality)
+        loss, _ = criterion(out, pids, modality)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.mpim is not None
+    assert model.mpim.select.weight.grad is not None

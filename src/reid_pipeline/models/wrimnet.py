@@ -75,7 +75,28 @@ class ContrastiveHead(nn.Module):
 
 
 class WRIMNet(ReidModel):
-    """Two-stream ResNet with MIIMs after every stage and contrastive heads on layers 3 and 4."""
+    """Two-stream ResNet with MIIMs after every stage and contrastive heads on layers 3 and 4.
+
+    Args:
+        num_classes: training identities (classifier outputs).
+        backbone: ``resnet18``, ``resnet34``, ``resnet50`` (the paper's) or ``resnet101``.
+        pretrained: ``False``, ``"imagenet"`` or a path to a local weights file for the trunk.
+        last_stride: stride of layer4's first block, 1 (the paper's) or 2.
+        input_size: (height, width) the MIIMs are sized for (the paper's 384 x 128); other
+            sizes still run (the token grid follows the input), this fixes (r, s) and the
+            ``max_tokens`` budget.
+        reductions: channel reduction r of MIIM1..4 (the paper's 2, 2, 4, 4).
+        num_heads: attention heads of each MIIM (8); ``C / r`` must be divisible by it.
+        kv_pool: keys/values are the tokens average-pooled ``kv_pool`` x ``kv_pool`` (ours: 2).
+        max_tokens: optional token budget per MIIM (larger inputs get a larger s); None = off.
+        residual_gate: ``x * (1 + gate)`` instead of the paper's ``x * gate``.
+        miim_stages: stages (1..4) followed by an MIIM (ablation; default all four).
+        specific_stages: stages whose MIIM is modality-specific (default 1 and 2).
+        aux_head: the layer-3 head (ID + auxiliary contrastive projection).
+        proj_dim: projection width (128).
+        proj_input: the projection reads the ``"pre_bn"`` pooled feature or the ``"post_bn"`` one.
+        test_concat_layer3: test embedding = [post-BN layer 4, post-BN layer 3].
+    """
 
     cross_modality = True
 
