@@ -7,6 +7,7 @@ from reid_pipeline.evaluation.rank import (
     evaluate_from_features,
     evaluate_rank,
 )
+from reid_pipeline.evaluation.rerank import iter_re_ranked, re_ranking, re_ranking_from_features
 
 __all__ = [
     "METRICS",
@@ -15,5 +16,8 @@ __all__ = [
     "evaluate_from_features",
     "evaluate_rank",
     "iter_distance_blocks",
+    "iter_re_ranked",
     "pairwise_distance",
+    "re_ranking",
+    "re_ranking_from_features",
 ]

@@ -188,7 +188,7 @@ def _sortable_bits(vals: np.ndarray) -> np.ndarray:
     return np.where(negative, bits ^ np.uint64(0xFFFFFFFF), bits | np.uint64(0x80000000))
 
 
-def _stable_row_order(
+def stable_row_order(
     row: np.ndarray, col: np.ndarray, vals: np.ndarray, col_bits: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reorder entries (given in row-major order) by (row, value, col); return (row, col)."""
@@ -244,7 +244,7 @@ def _rank_block(
     del keep
     row = flat // g
     col = flat - row * g
-    row, col = _stable_row_order(row, col, dist.reshape(-1)[flat], gal.col_bits)
+    row, col = stable_row_order(row, col, dist.reshape(-1)[flat], gal.col_bits)
 
     counts = np.bincount(row, minlength=b)
     starts = np.cumsum(counts) - counts
