@@ -121,6 +121,8 @@ class WRIMNet(ReidModel):
         test_concat_layer3: bool = False,
     ) -> None:
         super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         for key, stages in (("miim_stages", miim_stages), ("specific_stages", specific_stages)):
             if not all(s in (1, 2, 3, 4) for s in stages):
                 raise ValueError(f"{key} must list stages among 1..4, got {list(stages)}")
