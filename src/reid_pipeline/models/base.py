@@ -54,6 +54,11 @@ class ReidModel(nn.Module):
                 raise ValueError(
                     f"modality must have shape ({images.shape[0]},), got {tuple(modality.shape)}"
                 )
+            if modality.dtype.is_floating_point or bool(((modality != 0) & (modality != 1)).any()):
+                raise ValueError(
+                    "modality must hold 0 (visible) or 1 (infrared), got values "
+                    f"{sorted(set(modality.tolist()))[:5]}"
+                )
         elif self.cross_modality:
             raise ValueError(
                 f"{type(self).__name__} is a visible-infrared model: pass modality "
