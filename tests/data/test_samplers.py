@@ -140,7 +140,7 @@ def test_cross_modality_batches() -> None:
     pids, modality = pids[order], modality[order]
     sampler = CrossModalitySampler(pids, modality, p=2, k=2, seed=0)
     assert sampler.batch_size == 8
-    assert list(sampler.pids) == [0, 1, 2, 3]
+    assert list(sampler.identities) == [0, 1, 2, 3]
     assert sampler.plan.identities_ignored == 1
     # "max" chunks: max(n_vis, n_ir) // 2 = 2, 4, 4, 3 -> 13 chunks -> 6 batches
     assert len(sampler) == 6 * 8

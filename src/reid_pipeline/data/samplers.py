@@ -335,7 +335,7 @@ class PKSampler(_IdentitySampler):
         uniq, starts = np.unique(pid_arr[order], return_index=True)
         self._groups = [(g,) for g in np.split(order, starts[1:])]
         self._chunk_counts = np.array([max(1, len(g[0]) // k) for g in self._groups])
-        self.pids = uniq
+        self.identities = uniq  # the pids that take part
         self.plan = plan
 
     @classmethod
@@ -385,7 +385,7 @@ class CrossModalitySampler(_IdentitySampler):
                 kept.append(q)
         self._groups = groups
         self._chunk_counts = np.array(counts)
-        self.pids = np.array(kept)
+        self.identities = np.array(kept)  # pids with both modalities
         self.chunks = chunks
         self.plan = plan
 

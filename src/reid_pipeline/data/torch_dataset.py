@@ -193,7 +193,8 @@ def build_loader(
 
     - ``sampler`` (e.g. ``PKSampler``) or ``shuffle`` (a seeded random permutation per epoch);
       not both. With a sampler that has ``batch_size`` (the identity samplers), ``batch_size``
-      must equal it.
+      must equal it. Under DDP pass a sampler built for this rank (``num_replicas``, ``rank``:
+      the identity samplers, or ``DistributedSampler``); ``shuffle`` alone does not shard.
     - ``drop_last``: default True with a sampler or ``shuffle`` (training), False otherwise.
     - ``pin_memory``: default ``torch.cuda.is_available()``.
     - ``seed``: the augmentation streams and the shuffling order derive from it (with the epoch,

@@ -94,7 +94,7 @@ class _Context:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def pixel_fill(self, owner: str, fill: Any) -> Any:
+    def pixel_fill(self, fill: Any) -> Any:
         """``mean`` -> the normalisation mean in pixels; anything else unchanged."""
         if isinstance(fill, str) and fill == "mean":
             return tuple(255.0 * m for m in self.mean)
@@ -151,9 +151,7 @@ def _pad_crop(
     p: float = 1.0,
 ) -> BasicTransform:
     padding = tuple(padding) if isinstance(padding, list) else padding
-    return PadCrop(
-        padding=padding, fill=ctx.pixel_fill("pad_crop", fill), border_mode=border_mode, p=p
-    )
+    return PadCrop(padding=padding, fill=ctx.pixel_fill(fill), border_mode=border_mode, p=p)
 
 
 def _random_erasing(
@@ -168,7 +166,7 @@ def _random_erasing(
 ) -> BasicTransform:
     owner = "random_erasing"
     value = (
-        ctx.pixel_fill(owner, fill)
+        ctx.pixel_fill(fill)
         if fill_normalized is None
         else ctx.from_normalized(owner, fill_normalized)
     )
@@ -204,7 +202,7 @@ def _cutout(
     ctx: _Context, *, size: int | Sequence[int] = 64, fill: Any = "mean", p: float = 0.5
 ) -> BasicTransform:
     size = tuple(size) if isinstance(size, list) else size
-    return Cutout(size=size, fill=ctx.pixel_fill("cutout", fill), p=p)
+    return Cutout(size=size, fill=ctx.pixel_fill(fill), p=p)
 
 
 def _color_jitter(
@@ -334,7 +332,10 @@ def build_transforms(
     seed: int | None = None,
 ) -> ImageTransform:
     """Build the pipeline of ``spec`` for ``modality`` (0 visible, 1 infrared, None: entries
-    marked ``both`` only). Bad names or options raise ``ValueError`` naming the entry."""
+    marked ``both`` only), normalising with ``mean`` / ``std`` (RGB, in [0, 1] units) to
+    ``height x width``. ``seed`` seeds the pipeline's generator (None: fresh entropy; the
+    ``ManifestDataset`` reseeds it per epoch and worker anyway). Bad names or options raise one
+    ``ValueError`` naming the entry index, the name and the option."""
     for key, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"transforms: {key} must be a positive integer, got {value!r}")
