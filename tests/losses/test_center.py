@@ -51,7 +51,9 @@ def test_one_set_of_centres_per_branch_with_its_dim() -> None:
     only = make(num_classes=4, feat_dims=[2, 5], branches=[1])
     assert [tuple(c.shape) for c in only.centers] == [(4, 5)]
     value = only(ReidOutput([], [a, b]), pids)
-    assert value.item() == pytest.approx(float(((b - only.centers[0][pids]) ** 2).sum(1).mean()))
+    assert value.item() == pytest.approx(
+        float(((b - only.centers[0][pids]) ** 2).sum(1).mean().detach())
+    )
 
 
 def test_build_criterion_takes_num_classes_and_feat_dims_from_context() -> None:
