@@ -4,6 +4,10 @@
 ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; ``setup_distributed`` reads
 them and initialises the default process group with NCCL on CUDA devices and gloo on CPU. A group
 initialised by the caller is reused and left alone by ``teardown_distributed``.
+
+``get_rank()`` / ``get_world_size()`` already answer from torchrun's variables before the group
+exists, so a pipeline can build its distributed-aware samplers
+(``num_replicas=get_world_size(), rank=get_rank()``) and then call ``fit``.
 """
 
 from __future__ import annotations
@@ -96,13 +100,18 @@ def teardown_distributed(ctx: DistContext) -> None:
 
 
 def get_rank() -> int:
-    """Rank in the default group (0 outside distributed runs)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """Rank of this process: the default group's, else torchrun's ``RANK`` (so loaders and
+    samplers can be built for DDP before ``fit`` initialises the group), else 0."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ["RANK"]) if torchrun_env() else 0
 
 
 def get_world_size() -> int:
-    """Number of processes in the default group (1 outside distributed runs)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """Number of processes: the default group's, else torchrun's ``WORLD_SIZE``, else 1."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ["WORLD_SIZE"]) if torchrun_env() else 1
 
 
 def is_main_process() -> bool:
@@ -130,6 +139,19 @@ def average_gradients(params: list[torch.nn.Parameter], ctx: DistContext) -> Non
     for p in params:
         if p.grad is not None:
             all_reduce_mean(p.grad, ctx)
+
+
+def broadcast_buffers(module: torch.nn.Module, ctx: DistContext, *, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts them at the start of each forward, so after the last step each rank still
+    holds the statistics of its own last batch; ``fit`` calls this at every epoch end so that
+    checkpoints, validation and the returned weights are identical on all ranks.
+    """
+    if not ctx.enabled:
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf, src=src)
 
 
 def broadcast_object(obj: Any, ctx: DistContext, *, src: int = 0) -> Any:

@@ -40,6 +40,7 @@ from reid_pipeline.engine.device import (
 from reid_pipeline.engine.distributed import (
     DistContext,
     barrier,
+    broadcast_buffers,
     broadcast_object,
     setup_distributed,
     teardown_distributed,
@@ -155,7 +156,7 @@ def _check_metrics(metrics: Any, select_metric: str) -> dict[str, float]:
     if not isinstance(metrics, Mapping):
         raise TypeError(f"validate() must return a dict of metric -> float, got {metrics!r}")
     if select_metric not in metrics:
-        raise KeyError(
+        raise ValueError(
             f"validate() returned metrics {sorted(metrics)}; select_metric "
             f"{select_metric!r} is not among them"
         )
@@ -330,6 +331,7 @@ def fit(
                     task=task,
                     last_good=last_good,
                 )
+                broadcast_buffers(model, ctx)
                 row = {
                     "epoch": epoch + 1,
                     **means,

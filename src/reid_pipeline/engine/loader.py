@@ -2,17 +2,20 @@
 
 - ``start_epoch(loader, seed=, epoch=)`` re-seeds everything an epoch draws from (global RNGs,
   the loader's generator, a dataset's private RNG when it runs in the main process) and calls
-  ``set_epoch(epoch)`` on every sampler in the loader that has it.
+  ``set_epoch(epoch)`` on the dataset, on every sampler in the loader and on the loader itself
+  (``data.torch_dataset.ReidLoader``), each where it exists, in that order.
 - ``prepare_train_loader`` returns the loader ``fit`` iterates: the caller's own one, or a copy
   (same dataset, workers, collate, pinning) whose batch sampler is sharded across DDP ranks and/or
   whose workers re-seed the dataset's private RNG (``seed.WorkerInit``).
 
 Sharding (ours): a sampler that is already distributed-aware (has ``num_replicas`` and ``rank``,
-like ``DistributedSampler``) is kept as it is. Any other batch sampler is wrapped by
-``ShardedBatchSampler``: every rank draws the same batch sequence (same per-epoch seed) and keeps
-the batches ``i`` with ``i % world_size == rank``, so ranks see disjoint batches of the loader's
-batch size (per process) and the same number of iterations. The sampler must be deterministic
-given the global seed (PK / cross-modality samplers and ``RandomSampler`` are).
+like ``DistributedSampler`` or ``data.samplers.PKSampler``) and was built for this process is kept
+as it is (one built with ``num_replicas=1`` counts as unaware). Any other batch sampler is
+wrapped by ``ShardedBatchSampler``: every rank draws the same batch sequence (same per-epoch
+seed) and keeps the batches ``i`` with ``i % world_size == rank``, so ranks see disjoint
+batches of the loader's batch size (per process) and the same number of iterations. The sampler
+must be deterministic given the global seed and epoch (the project's identity samplers and
+``RandomSampler`` are).
 """
 
 from __future__ import annotations
@@ -115,7 +118,11 @@ def prepare_train_loader(loader: Iterable[Any], *, ctx: DistContext) -> Iterable
                 f"{type(loader).__name__}"
             )
         return loader
-    if loader.num_workers > 0 and loader.persistent_workers:
+    if (
+        loader.num_workers > 0
+        and loader.persistent_workers
+        and not callable(getattr(loader.dataset, "set_epoch", None))
+    ):
         logger.warning(
             "train loader has persistent_workers=True: worker RNG streams then carry over "
             "between epochs, so a resumed run's augmentation differs from an uninterrupted one"
@@ -124,7 +131,7 @@ def prepare_train_loader(loader: Iterable[Any], *, ctx: DistContext) -> Iterable
     reshard = False
     if ctx.enabled:
         aware = _distributed_aware(loader)
-        if aware is not None:
+        if aware is not None and aware.num_replicas != 1:
             if (aware.num_replicas, aware.rank) != (ctx.world_size, ctx.rank):
                 raise ValueError(
                     f"train loader's {type(aware).__name__} was built for num_replicas="
@@ -145,8 +152,9 @@ def prepare_train_loader(loader: Iterable[Any], *, ctx: DistContext) -> Iterable
         return loader
     if type(loader) is not DataLoader:
         raise TypeError(
-            f"cannot re-wire a {type(loader).__name__} for sharding / worker seeding; pass a plain "
-            "torch DataLoader"
+            f"cannot re-wire a {type(loader).__name__} for DDP sharding / worker seeding: build "
+            "its sampler for this process (num_replicas=reid_pipeline.engine.get_world_size(), "
+            "rank=reid_pipeline.engine.get_rank()), or pass a plain torch DataLoader"
         )
     init = loader.worker_init_fn
     if rewire_workers and not isinstance(init, WorkerInit):
@@ -163,8 +171,12 @@ def start_epoch(loader: Iterable[Any], *, seed: int, epoch: int) -> int:
             loader.generator.manual_seed(s)
         if loader.num_workers == 0:
             reseed_dataset(loader.dataset, s)
+        if callable(getattr(loader.dataset, "set_epoch", None)):
+            loader.dataset.set_epoch(epoch)
     for sampler in _samplers_of(_Root(loader)):
         sampler.set_epoch(epoch)
+    if callable(getattr(loader, "set_epoch", None)):  # e.g. data.torch_dataset.ReidLoader
+        loader.set_epoch(epoch)
     return s
 
 

@@ -1,0 +1,92 @@
+"""DDP with gloo on CPU through torchrun, and the rank helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from reid_pipeline.engine import get_rank, get_world_size, setup_distributed
+from reid_pipeline.engine.distributed import DistContext, torchrun_env
+
+SCRIPT = Path(__file__).with_name("ddp_script.py")
+
+
+def test_rank_helpers_outside_torchrun(monkeypatch) -> None:
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    assert not torchrun_env()
+    assert (get_rank(), get_world_size()) == (0, 1)
+    cpu = torch.device("cpu")
+    assert setup_distributed(None, device=cpu) == DistContext()
+    assert setup_distributed(False, device=cpu) == DistContext()
+    with pytest.raises(RuntimeError, match="torchrun"):
+        setup_distributed(True, device=cpu)
+    env = {
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29999",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert torchrun_env()
+    assert (get_rank(), get_world_size()) == (1, 2)  # before any process group exists
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(SCRIPT),
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+    # disjoint shares: each epoch every rank reads 16 of the 32 images, none twice
+    for epoch in range(2):
+        shares = [set(rep["indices"][16 * epoch : 16 * (epoch + 1)]) for rep in reports]
+        assert len(shares[0]) == len(shares[1]) == 16
+        assert not shares[0] & shares[1]
+        assert shares[0] | shares[1] == set(range(32))
+    assert reports[0]["indices"][:16] != reports[0]["indices"][16:]  # reshuffled per epoch
+
+    # identical weights although each rank started from different random ones
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # losses averaged over ranks; validation on rank 0 only, broadcast to rank 1
+    assert reports[0]["loss"] == reports[1]["loss"]
+    assert [rep["validate_calls"] for rep in reports] == [2, 0]
+    assert reports[0]["val_mAP"] == reports[1]["val_mAP"] == pytest.approx([0.1, 0.2])
+    assert reports[0]["best_epoch"] == reports[1]["best_epoch"] == 2
+    assert reports[0]["initialized_after"] is False  # fit tore down the group it created
+
+    ckpt_dir = tmp_path / "ckpt"
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["best.pt", "history.csv", "last.pt"]
+    last = torch.load(ckpt_dir / "last.pt", weights_only=True)
+    assert last["epoch"] == 2
+    assert last["world_size"] == 2
+    assert all(torch.equal(last["model"][k], weights[0][k]) for k in weights[0])
