@@ -176,6 +176,7 @@ def test_from_batch_size() -> None:
         ({"p": 2, "k": 2, "num_replicas": 0}, "num_replicas"),
         ({"p": 2, "k": 2, "num_replicas": 2, "rank": 2}, "rank must be an integer in"),
         ({"p": 3, "k": 4, "num_replicas": 5}, "fewer than num_replicas=5"),
+        ({"p": 2, "k": 2, "seed": -1}, r"seed \(random seed\) must be an integer >= 0"),
     ],
 )
 def test_pk_configuration_errors(kwargs: dict, match: str) -> None:

@@ -266,7 +266,7 @@ class _IdentitySampler(Sampler[int]):
 
     def __init__(self, *, p: int, k: int, seed: int, num_replicas: int, rank: int) -> None:
         self.p, self.k = p, k
-        self.seed = int(seed)
+        self.seed = _check_int(type(self).__name__, "seed", seed, 0, "random seed")
         self.epoch = 0
         self.num_replicas, self.rank = num_replicas, rank
 
