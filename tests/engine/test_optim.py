@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from reid_pipeline.engine.optim import build_optimizer, build_scheduler
+from reid_pipeline.engine.optim import build_loss_optimizers, build_optimizer, build_scheduler
+from reid_pipeline.losses import Criterion
 
-from .tiny import TinyModel, make_criterion
+from .tiny import TinyCE, TinyModel, make_criterion
 
 
 def _groups(opt: torch.optim.Optimizer) -> dict[str, dict]:
@@ -71,17 +72,45 @@ def test_first_matching_group_wins_and_group_weight_decay() -> None:
     assert groups["default"]["betas"] == (0.8, 0.99)
 
 
-def test_criterion_parameters_get_declared_group_unless_user_group_matches() -> None:
+def test_loss_declared_parameters_get_their_own_optimizer_unless_a_group_claims_them() -> None:
     model, crit = TinyModel(), make_criterion()
-    groups = _groups(build_optimizer(model, {"name": "adam", "lr": 3.5e-4}, criterion=crit))
-    assert set(groups) == {"default", "criterion.center"}
-    assert groups["criterion.center"]["params"] == [crit.terms[1].centers]
-    assert groups["criterion.center"]["lr"] == pytest.approx(0.5)  # TinyCenter.param_group
+    centers = crit.terms[1].centers[0]
+    spec = {"name": "adam", "lr": 3.5e-4}
+    main = build_optimizer(model, spec, criterion=crit)
+    assert set(_groups(main)) == {"default"}
+    assert all(p is not centers for p in _groups(main)["default"]["params"])
+    (own,) = build_loss_optimizers(crit, spec)
+    assert isinstance(own, torch.optim.SGD)
+    group = _groups(own)["criterion.center"]
+    assert group["params"] == [centers]
+    # BoT: plain SGD, lr 0.5 on the unweighted gradient = lr 0.5 / weight on the weighted one
+    assert group["lr"] == pytest.approx(0.5 / 0.01)
+    assert group["momentum"] == 0.0
+    assert group["weight_decay"] == 0.0
 
     spec = {"name": "adam", "lr": 3.5e-4, "groups": [{"params": "^criterion\\.", "lr": 0.2}]}
     groups = _groups(build_optimizer(model, spec, criterion=crit))
-    assert groups["group0"]["params"] == [crit.terms[1].centers]
+    assert groups["group0"]["params"] == [centers]
     assert groups["group0"]["lr"] == pytest.approx(0.2)
+    assert build_loss_optimizers(crit, spec) == []
+
+
+class _Scaled(torch.nn.Module):
+    """A loss with a learnable parameter and no ``optim_options``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, output, pids, modality=None):
+        return self.scale * output.logits[0].mean()
+
+
+def test_criterion_without_declared_options_joins_default_group() -> None:
+    model, crit = TinyModel(), Criterion([("ce", 1.0, TinyCE()), ("scaled", 1.0, _Scaled())])
+    opt = build_optimizer(model, {"name": "sgd", "lr": 0.1}, criterion=crit)
+    assert any(p is crit.terms[1].scale for p in _groups(opt)["default"]["params"])
+    assert build_loss_optimizers(crit, {"name": "sgd", "lr": 0.1}) == []
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tiny contract-following model, dataset, losses and loader for the engine tests.
+"""Tiny contract-following model, dataset, criterion and loader for the engine tests.
 
 Imported by the test modules (``from .tiny import ...``) and by the subprocess scripts next to
 this file (which put this folder on ``sys.path``).
@@ -7,13 +7,12 @@ this file (which put this folder on ``sys.path``).
 from __future__ import annotations
 
 import random
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from reid_pipeline.losses import Criterion
+from reid_pipeline.losses import Criterion, build_criterion
 from reid_pipeline.models.base import ReidModel, ReidOutput
 from reid_pipeline.models.layers.bnneck import BNNeck
 
@@ -59,20 +58,6 @@ class TinyCE(nn.Module):
         return sum(nn.functional.cross_entropy(lg, pids) for lg in output.logits)
 
 
-class TinyCenter(nn.Module):
-    """Centre loss with learnable centres and a declared param group (its own lr)."""
-
-    param_group: ClassVar[dict[str, float]] = {"lr": 0.5}
-
-    def __init__(self, num_classes: int, feat_dim: int) -> None:
-        super().__init__()
-        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim) * 0.1)
-
-    def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
-        feat = output.feats[0]
-        return ((feat - self.centers[pids]) ** 2).sum(1).mean()
-
-
 class NaNAt(nn.Module):
     """Returns 0 normally and NaN at the given (call) index - to test the NaN stop."""
 
@@ -88,10 +73,11 @@ class NaNAt(nn.Module):
 
 
 def make_criterion(num_classes: int = 4, feat_dim: int = 16, *, center: bool = True) -> Criterion:
-    terms: list[tuple[str, float, nn.Module]] = [("ce", 1.0, TinyCE())]
+    """The project's label-smoothed CE, plus BoT's centre loss (weight 0.01 here, its own SGD)."""
+    spec: list[dict] = [{"name": "ce", "epsilon": 0.1}]
     if center:
-        terms.append(("center", 0.01, TinyCenter(num_classes, feat_dim)))
-    return Criterion(terms)
+        spec.append({"name": "center", "weight": 0.01})
+    return build_criterion(spec, context={"num_classes": num_classes, "feat_dims": [feat_dim]})
 
 
 class TinyDataset(Dataset):

@@ -48,7 +48,7 @@ from reid_pipeline.engine.distributed import (
 from reid_pipeline.engine.history import History, append_row, to_csv, to_frame
 from reid_pipeline.engine.loader import prepare_train_loader, start_epoch
 from reid_pipeline.engine.loop import TrainStep, train_epoch
-from reid_pipeline.engine.optim import build_optimizer, build_scheduler
+from reid_pipeline.engine.optim import build_loss_optimizers, build_optimizer, build_scheduler
 from reid_pipeline.engine.progress import add_task, make_progress
 from reid_pipeline.engine.seed import seed_everything
 
@@ -115,6 +115,7 @@ def _restore(
     model: nn.Module,
     criterion: nn.Module,
     opt: torch.optim.Optimizer,
+    loss_opts: list[torch.optim.Optimizer],
     config: dict[str, Any],
     epochs: int,
     world_size: int,
@@ -149,6 +150,14 @@ def _restore(
     ckpt.load_module_state(model, state["model"], source=path)
     ckpt.load_module_state(criterion, state["criterion"], source=path, what="criterion")
     ckpt.load_optimizer_state(opt, state["optimizer"], source=path)
+    saved_loss = state.get("loss_optimizers", [])
+    if len(saved_loss) != len(loss_opts):
+        raise ckpt.CheckpointError(
+            f"checkpoint {path} has {len(saved_loss)} loss optimisers, the current criterion "
+            f"{len(loss_opts)}. Use another checkpoint_dir, or resume=False to start over."
+        )
+    for lo, lo_state in zip(loss_opts, saved_loss, strict=True):
+        ckpt.load_optimizer_state(lo, lo_state, source=path)
     return state
 
 
@@ -250,6 +259,7 @@ def fit(
         except TypeError:
             iters = None
         opt = build_optimizer(model, optimizer, criterion=criterion)
+        loss_opts = build_loss_optimizers(criterion, optimizer)
         sched = build_scheduler(scheduler, epochs=epochs, iters_per_epoch=iters or 1)
         if sched.per_iteration and iters is None:
             raise ValueError("scheduler.warmup_per_iter needs a loader with a length")
@@ -274,6 +284,7 @@ def fit(
                 model=model,
                 criterion=criterion,
                 opt=opt,
+                loss_opts=loss_opts,
                 config=config,
                 epochs=epochs,
                 world_size=ctx.world_size,
@@ -297,16 +308,17 @@ def fit(
         if compile:
             train_model = torch.compile(train_model)  # type: ignore[assignment]
         step = TrainStep(
-            train_model,
-            criterion,
-            opt,
-            sched,
-            dev,
-            amp_dtype,
-            use_cl,
-            bool(getattr(model, "cross_modality", False)),
-            grad_clip,
-            ctx,
+            train_model=train_model,
+            criterion=criterion,
+            opt=opt,
+            loss_opts=loss_opts,
+            sched=sched,
+            device=dev,
+            amp_dtype=amp_dtype,
+            channels_last=use_cl,
+            cross_modality=bool(getattr(model, "cross_modality", False)),
+            grad_clip=grad_clip,
+            ctx=ctx,
         )
 
         with make_progress(enabled=progress and ctx.is_main) as bar:
@@ -314,7 +326,9 @@ def fit(
             for epoch in range(start, epochs):
                 start_epoch(loader, seed=seed, epoch=epoch)
                 sched.apply(opt, epoch, 0)
-                lrs = {f"lr_{g['name']}": g["lr"] for g in opt.param_groups}
+                lrs = {
+                    f"lr_{g['name']}": g["lr"] for o in (opt, *loss_opts) for g in o.param_groups
+                }
                 bar.reset(task, total=iters, description=f"epoch {epoch + 1}/{epochs}", info="")
                 last_good = (
                     f"the last good checkpoint ({epoch} epochs) is kept at {last_path}"
@@ -368,6 +382,7 @@ def fit(
                             "epoch": epoch + 1,
                             "model": model.state_dict(),
                             "optimizer": opt.state_dict(),
+                            "loss_optimizers": [o.state_dict() for o in loss_opts],
                             "scheduler": {**sched_state, "epoch": epoch + 1},
                             "criterion": criterion.state_dict(),
                             "history": history,

@@ -33,6 +33,7 @@ class TrainStep:
     train_model: nn.Module
     criterion: nn.Module
     opt: torch.optim.Optimizer
+    loss_opts: list[torch.optim.Optimizer]  # loss-declared optimisers: no schedule, no clipping
     sched: LRSchedule
     device: torch.device
     amp_dtype: torch.dtype | None
@@ -106,11 +107,15 @@ def train_epoch(
                 )
             names = list(terms)
         step.opt.zero_grad(set_to_none=True)
+        for lo in step.loss_opts:
+            lo.zero_grad(set_to_none=True)
         total.backward()
         average_gradients(crit_params, step.ctx)
         if step.grad_clip is not None:
             nn.utils.clip_grad_norm_(trainable, step.grad_clip)
         step.opt.step()
+        for lo in step.loss_opts:
+            lo.step()
         values = torch.stack([total.detach().float(), *(terms[n].detach().float() for n in names)])
         if pending is not None:
             consume(*pending)

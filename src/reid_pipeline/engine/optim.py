@@ -9,11 +9,12 @@ Optimiser spec (a plain mapping from parameters)::
 
 Each trainable parameter (``requires_grad`` False ones, e.g. the BNNeck's frozen bias, are skipped)
 joins the first group whose ``params`` regex matches its name (``re.search``), else the
-``default`` group. Criterion parameters (center-loss centres) are named ``criterion.<name>``
-(e.g. ``criterion.terms.1.centers``); when no user group matches them, a loss module that
-declares ``param_group = {"lr": ..., ...}`` gets its own group ``criterion.<loss name>`` (e.g.
-``criterion.center``). A group that matches nothing is an error naming the regex. All groups share
-one optimiser type (BoT's separate SGD for the centres becomes a group with its own lr).
+``default`` group. A group that matches nothing is an error naming the regex. Criterion
+parameters (centre-loss centres) are named ``criterion.<name>`` (``criterion.terms.1.centers.0``):
+a user group may claim them; otherwise a loss that declares ``optim_options`` (see
+``losses.center.loss_param_groups``) gets its own optimiser (``build_loss_optimizers``: BoT's
+plain SGD with lr 0.5 on the centres, outside the schedule and the clipping), and any other one
+joins the ``default`` group.
 
 Schedule spec (stepped per epoch; optionally the warm-up per iteration)::
 
@@ -55,6 +56,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from reid_pipeline.losses.center import loss_param_groups
+from reid_pipeline.losses.registry import Criterion
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 WARMUP_METHODS = ("linear", "stepwise")
@@ -66,6 +70,11 @@ _OPT_KEYS = {
     "adamw": _COMMON_KEYS | {"betas", "eps", "amsgrad"},
 }
 _TOP_ONLY_KEYS = {"name", "groups", "fused", "foreach"}
+_OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
 
 
 def _check_number(where: str, value: Any, *, low: float = 0.0, strict: bool = False) -> float:
@@ -100,29 +109,10 @@ def _group_options(name: str, options: Mapping[str, Any], where: str) -> dict[st
     return out
 
 
-def _criterion_declared_groups(criterion: nn.Module | None) -> dict[int, tuple[str, dict]]:
-    """Parameter id -> (group name, options) for loss modules declaring ``param_group``."""
-    declared: dict[int, tuple[str, dict]] = {}
-    if criterion is None:
-        return declared
-    # a Criterion's terms are named by their loss names (``criterion.center``), not ``terms.1``
-    term_names = {
-        f"terms.{i}": name for i, name in enumerate(getattr(criterion, "names", []) or [])
-    }
-    for mod_name, module in criterion.named_modules():
-        options = getattr(module, "param_group", None)
-        if isinstance(options, Mapping):
-            label = term_names.get(mod_name, mod_name)
-            for p in module.parameters():
-                declared.setdefault(id(p), (f"criterion.{label}", dict(options)))
-    return declared
-
-
-def build_optimizer(
-    model: nn.Module, spec: Mapping[str, Any], *, criterion: nn.Module | None = None
-) -> torch.optim.Optimizer:
-    """Build the optimiser of ``spec`` over the trainable parameters of ``model`` (and
-    ``criterion``). Every param group carries ``name`` and ``base_lr`` (used by the schedule)."""
+def _parse_spec(
+    spec: Mapping[str, Any],
+) -> tuple[str, dict[str, Any], list[tuple[str, re.Pattern[str], dict[str, Any], str]]]:
+    """Validated (optimizer name, default options, user groups) of an optimiser spec."""
     if not isinstance(spec, Mapping):
         raise ValueError(f"optimizer: expected a mapping with 'name' and 'lr', got {spec!r}")
     name = spec.get("name")
@@ -135,7 +125,6 @@ def build_optimizer(
     group_specs = spec.get("groups") or []
     if not isinstance(group_specs, Sequence) or isinstance(group_specs, str):
         raise ValueError(f"optimizer.groups: expected a list of mappings, got {group_specs!r}")
-
     user_groups: list[tuple[str, re.Pattern[str], dict[str, Any], str]] = []
     for i, g in enumerate(group_specs):
         where = f"optimizer.groups[{i}]"
@@ -148,19 +137,43 @@ def build_optimizer(
         opts = _group_options(
             name, {k: v for k, v in g.items() if k not in ("params", "name")}, where
         )
-        user_groups.append((str(g.get("name", f"group{i}")), pattern, opts, where))
+        gname = str(g.get("name", f"group{i}"))
+        if gname == "default" or any(gname == u[0] for u in user_groups):
+            raise ValueError(f"{where}.name: duplicate or reserved group name {gname!r}")
+        user_groups.append((gname, pattern, opts, where))
+    return name, defaults, user_groups
 
-    named: list[tuple[str, nn.Parameter]] = [
-        (n, p) for n, p in model.named_parameters() if p.requires_grad
-    ]
+
+def _named_trainable(
+    model: nn.Module | None, criterion: nn.Module | None
+) -> list[tuple[str, nn.Parameter]]:
+    named: list[tuple[str, nn.Parameter]] = []
+    if model is not None:
+        named += [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if criterion is not None:
         named += [(f"criterion.{n}", p) for n, p in criterion.named_parameters() if p.requires_grad]
-    declared = _criterion_declared_groups(criterion)
+    return named
+
+
+def _loss_declared(criterion: nn.Module | None) -> list[dict[str, Any]]:
+    """The loss-declared groups of ``losses.center.loss_param_groups`` (``optim_options``)."""
+    if not isinstance(criterion, Criterion):
+        return []
+    return loss_param_groups(criterion)
+
+
+def build_optimizer(
+    model: nn.Module, spec: Mapping[str, Any], *, criterion: nn.Module | None = None
+) -> torch.optim.Optimizer:
+    """Build the optimiser of ``spec`` over the trainable parameters of ``model`` and those of
+    ``criterion`` that no loss claims for its own optimiser (``build_loss_optimizers``). Every
+    param group carries ``name`` and ``base_lr`` (used by the schedule)."""
+    name, defaults, user_groups = _parse_spec(spec)
+    named = _named_trainable(model, criterion)
+    own = {id(p) for g in _loss_declared(criterion) for p in g["params"]}
 
     buckets: dict[str, tuple[dict[str, Any], list[nn.Parameter]]] = {"default": ({}, [])}
     for gname, _, opts, _ in user_groups:
-        if gname in buckets:
-            raise ValueError(f"optimizer.groups: duplicate group name {gname!r}")
         buckets[gname] = (opts, [])
     seen: set[int] = set()
     for pname, p in named:
@@ -168,10 +181,8 @@ def build_optimizer(
             continue
         seen.add(id(p))
         target = next((g for g, pat, _, _ in user_groups if pat.search(pname)), None)
-        if target is None and id(p) in declared:
-            target, opts = declared[id(p)]
-            if target not in buckets:
-                buckets[target] = (_group_options(name, opts, f"loss {target}.param_group"), [])
+        if target is None and id(p) in own:
+            continue  # stepped by the loss's own optimiser
         buckets[target or "default"][1].append(p)
 
     for gname, pattern, _, where in user_groups:
@@ -191,10 +202,37 @@ def build_optimizer(
     if not param_groups:
         raise ValueError("optimizer: the model has no trainable parameter")
     extra = {k: spec[k] for k in ("fused", "foreach") if spec.get(k) is not None}
-    if name == "sgd":
-        return torch.optim.SGD(param_groups, lr=defaults["lr"], **extra)
-    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return cls(param_groups, lr=defaults["lr"], **extra)
+    return _OPTIMIZER_CLASSES[name](param_groups, lr=defaults["lr"], **extra)
+
+
+def build_loss_optimizers(
+    criterion: nn.Module | None, spec: Mapping[str, Any]
+) -> list[torch.optim.Optimizer]:
+    """One optimiser per optimiser type over the criterion parameters whose loss declares
+    ``optim_options`` (e.g. BoT's centre-loss centres: plain SGD, lr 0.5 on the unweighted
+    gradient), unless a user group of ``spec`` claims them. ``fit`` steps these with the main
+    optimiser but keeps them out of the schedule and of gradient clipping (as BoT does)."""
+    _, _, user_groups = _parse_spec(spec)
+    names = {id(p): n for n, p in _named_trainable(None, criterion)}
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for group in _loss_declared(criterion):
+        params = [
+            p
+            for p in group["params"]
+            if not any(pat.search(names.get(id(p), "")) for _, pat, _, _ in user_groups)
+        ]
+        if not params:
+            continue
+        options = {k: v for k, v in group.items() if k not in ("name", "params", "optimizer")}
+        kind = group.get("optimizer", "sgd")
+        where = f"loss {group['name']!r} optim_options"
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"{where}: optimizer must be one of {OPTIMIZERS}, got {kind!r}")
+        opts = _group_options(kind, options, where)
+        by_type.setdefault(kind, []).append(
+            {"params": params, "name": f"criterion.{group['name']}", "base_lr": opts["lr"], **opts}
+        )
+    return [_OPTIMIZER_CLASSES[k](groups, lr=groups[0]["lr"]) for k, groups in by_type.items()]
 
 
 @dataclass(frozen=True)
