@@ -152,8 +152,9 @@ def test_matches_reference_loop(problem: tuple, options: dict, max_rank: int) ->
     if options.pop("float64"):
         dist = dist.astype(np.float64)
     ref_opts = {k: options[k] for k in ("remove_same_camera", "unique_id_cmc", "excluded_cameras")}
-    cmc, aps, inps, valid = reference_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank,
-                                           **ref_opts)  # fmt: skip
+    cmc, aps, inps, valid = reference_rank(
+        dist, q_pids, g_pids, q_cams, g_cams, max_rank, **ref_opts
+    )
     if not valid:
         with pytest.raises(ValueError, match="none of the"):
             evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank, **options)
@@ -193,8 +194,7 @@ def test_streaming_features_equals_full_matrix(metric: str) -> None:
     q_pids, g_pids = rng.integers(0, 20, 45), rng.integers(0, 20, 230)
     q_cams, g_cams = rng.integers(0, 3, 45), rng.integers(0, 3, 230)
     q32, g32 = q.astype(np.float32), g.astype(np.float32)
-    full = evaluate_rank(pairwise_distance(q32, g32, metric=metric), q_pids, g_pids, q_cams,
-                         g_cams)  # fmt: skip
+    full = evaluate_rank(pairwise_distance(q32, g32, metric=metric), q_pids, g_pids, q_cams, g_cams)
     streamed = evaluate_from_features(
         torch.from_numpy(q32), g32, q_pids, g_pids, q_cams, g_cams, metric=metric, chunk_size=8
     )
@@ -271,5 +271,6 @@ def test_bad_features_raise(q: np.ndarray, g: np.ndarray, message: str) -> None:
 
 def test_unknown_metric_is_named() -> None:
     with pytest.raises(ValueError, match="metric must be one of"):
-        evaluate_from_features(np.ones((2, 2)), np.ones((2, 2)), [0, 1], [0, 1], [0, 0], [1, 1],
-                               metric="manhattan")  # fmt: skip
+        evaluate_from_features(
+            np.ones((2, 2)), np.ones((2, 2)), [0, 1], [0, 1], [0, 0], [1, 1], metric="manhattan"
+        )

@@ -128,9 +128,16 @@ def test_rerank_metrics_equal_between_exact_and_streamed() -> None:
     q_cams, g_cams = rng.integers(0, 3, 50), rng.integers(0, 3, 300)
     exact = evaluate_rank(re_ranking(*_dists(q, g, "cosine")), q_pids, g_pids, q_cams, g_cams)
     streamed = evaluate_from_features(
-        q, g, q_pids, g_pids, q_cams, g_cams, metric="cosine", rerank=True,
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        metric="cosine",
+        rerank=True,
         rerank_options={"k1": 20, "k2": 6, "lambda_value": 0.3},
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(streamed.cmc, exact.cmc)
     np.testing.assert_allclose(streamed.all_AP, exact.all_AP, atol=1e-9)
     np.testing.assert_allclose(streamed.all_INP, exact.all_INP, atol=1e-9)

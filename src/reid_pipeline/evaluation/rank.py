@@ -325,9 +325,13 @@ class _Ranker:
                 r = rows[s : s + self.row_chunk]
                 part = np.ascontiguousarray(sub[s : s + self.row_chunk])
                 npos, ap, inp, first = _rank_block(
-                    part, self.q_pids[r], self.q_camids[r], gal,
-                    remove_same_camera=self.remove_same_camera, unique_id_cmc=self.unique_id_cmc,
-                )  # fmt: skip
+                    part,
+                    self.q_pids[r],
+                    self.q_camids[r],
+                    gal,
+                    remove_same_camera=self.remove_same_camera,
+                    unique_id_cmc=self.unique_id_cmc,
+                )
                 self.npos[r], self.ap[r], self.inp[r], self.first[r] = npos, ap, inp, first
 
     def result(self) -> RankResult:

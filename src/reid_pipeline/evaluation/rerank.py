@@ -377,8 +377,9 @@ def _re_ranked_blocks(
         t_owner, t_off = _segments(inv_len[col])
         j = inv_ptr[col][t_owner] + t_off
         mins = np.minimum(val[t_owner], inv_vals[j])
-        temp_min = np.bincount(owner[t_owner] * ng + inv_rows[j], weights=mins,
-                               minlength=(hi - lo) * ng)  # fmt: skip
+        temp_min = np.bincount(
+            owner[t_owner] * ng + inv_rows[j], weights=mins, minlength=(hi - lo) * ng
+        )
         temp_min = temp_min.astype(np.float32).reshape(hi - lo, ng)
         jaccard = 1 - temp_min / (2.0 - temp_min)
         original = source.query_gallery(lo, hi) / colmax[lo:hi, None]
@@ -407,8 +408,10 @@ def re_ranking(  # noqa: PLR0917 - the standard implementation's positional sign
     g_g = to_numpy(g_g_dist, name="g_g_dist")
     for name, a in (("q_g_dist", q_g), ("q_q_dist", q_q), ("g_g_dist", g_g)):
         if a.ndim != 2 or a.dtype.kind not in "iuf":
-            raise ValueError(f"{name} must be a 2-D array of real numbers, got shape {a.shape} "
-                             f"and dtype {a.dtype}")  # fmt: skip
+            raise ValueError(
+                f"{name} must be a 2-D array of real numbers, got shape {a.shape} "
+                f"and dtype {a.dtype}"
+            )
     nq, ng = q_g.shape
     if nq == 0 or ng == 0:
         raise ValueError(f"q_g_dist is empty (shape {q_g.shape}); need queries and a gallery")
@@ -450,8 +453,10 @@ def iter_re_ranked(
     q = as_feature_tensor(q_feats, name="q_feats")
     g = as_feature_tensor(g_feats, name="g_feats")
     if q.shape[1] != g.shape[1]:
-        raise ValueError(f"q_feats and g_feats must have the same feature dimension, got "
-                         f"{q.shape[1]} and {g.shape[1]}")  # fmt: skip
+        raise ValueError(
+            f"q_feats and g_feats must have the same feature dimension, got "
+            f"{q.shape[1]} and {g.shape[1]}"
+        )
     yield from _re_ranked_blocks(_FeatureSource(q, g, metric), k1, k2, lambda_value)
 
 
@@ -465,6 +470,7 @@ def re_ranking_from_features(
     lambda_value: float = 0.3,
 ) -> np.ndarray:
     """The full (Q, G) re-ranked matrix from features (``iter_re_ranked`` collected)."""
-    blocks = iter_re_ranked(q_feats, g_feats, metric=metric, k1=k1, k2=k2,
-                            lambda_value=lambda_value)  # fmt: skip
+    blocks = iter_re_ranked(
+        q_feats, g_feats, metric=metric, k1=k1, k2=k2, lambda_value=lambda_value
+    )
     return np.concatenate([block for _, block in blocks], axis=0)
