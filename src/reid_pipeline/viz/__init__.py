@@ -1,0 +1,1 @@
+"""Visualisation: CMC curves, rank lists, training curves, embedding maps (matplotlib, Agg)."""
