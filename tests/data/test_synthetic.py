@@ -168,6 +168,17 @@ def test_msmt17_layout_and_lists(tiny, key, image_dirs):
     assert {f.split("/")[0] for f in train_files} == {f"{i:04d}" for i in range(4)}  # from 0000
 
 
+def test_msmt17_v2_masks_only_the_faces(tiny):
+    """V1 and V2 of one seed show the same photographs; V2 greys the head out."""
+    v1, v2 = tiny["msmt17"], tiny["msmt17_v2"]
+    rel = _lines(v1 / "list_train.txt")[0].split(" ")[0]
+    a = np.asarray(Image.open(v1 / "train" / rel)).astype(int)
+    b = np.asarray(Image.open(v2 / "mask_train_v2" / rel)).astype(int)
+    diff = np.abs(a - b).sum(axis=(1, 2))  # per row
+    assert diff[: a.shape[0] // 3].sum() > 500  # the head region changed ...
+    assert diff[a.shape[0] // 2 :].sum() < 0.05 * diff.sum()  # ... the body did not
+
+
 # ----------------------------------------------------------------------------- visible-infrared
 
 

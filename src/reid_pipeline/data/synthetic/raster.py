@@ -35,9 +35,13 @@ class Ellipse(NamedTuple):
         return self.cx - self.rx, self.cy - self.ry, self.cx + self.rx, self.cy + self.ry
 
     def sdf(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        u = (x - self.cx) / self.rx
-        v = (y - self.cy) / self.ry
-        return (np.sqrt(u * u + v * v) - 1.0) * min(self.rx, self.ry)
+        u = (x - self.cx) * np.float32(1.0 / self.rx)  # (1, w)
+        v = (y - self.cy) * np.float32(1.0 / self.ry)  # (h, 1)
+        d = u * u + v * v  # (h, w)
+        np.sqrt(d, out=d)
+        d -= np.float32(1.0)
+        d *= np.float32(min(self.rx, self.ry))
+        return d
 
 
 class Capsule(NamedTuple):
@@ -60,14 +64,29 @@ class Capsule(NamedTuple):
         )
 
     def sdf(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # |p - a - t (b - a)|^2 = |pa|^2 + t (t |ba|^2 - 2 pa.ba), t = clip(pa.ba / |ba|^2, 0, 1)
         bx, by = self.x1 - self.x0, self.y1 - self.y0
-        px, py = x - self.x0, y - self.y0
-        h = px * np.float32(bx / max(bx * bx + by * by, 1e-6))
-        h += py * np.float32(by / max(bx * bx + by * by, 1e-6))
-        np.minimum(h, np.float32(1.0), out=h)
-        np.maximum(h, np.float32(0.0), out=h)
-        dx, dy = px - bx * h, py - by * h
-        return np.sqrt(dx * dx + dy * dy) - (self.r0 + (self.r1 - self.r0) * h)
+        length2 = max(bx * bx + by * by, 1e-6)
+        px, py = x - self.x0, y - self.y0  # (1, w), (h, 1)
+        pa2 = px * px + py * py  # (h, w)
+        dot = px * np.float32(bx) + py * np.float32(by)  # (h, w)
+        t = dot * np.float32(1.0 / length2)
+        np.minimum(t, np.float32(1.0), out=t)
+        np.maximum(t, np.float32(0.0), out=t)
+        d = t * np.float32(length2)
+        dot *= np.float32(2.0)
+        d -= dot
+        d *= t
+        d += pa2
+        np.maximum(d, np.float32(0.0), out=d)
+        np.sqrt(d, out=d)
+        if self.r1 == self.r0:
+            d -= np.float32(self.r0)
+        else:
+            t *= np.float32(self.r1 - self.r0)
+            t += np.float32(self.r0)
+            d -= t
+        return d
 
 
 class Polygon(NamedTuple):
@@ -92,9 +111,12 @@ class Polygon(NamedTuple):
             length = math.hypot(ex, ey)
             if length < 1e-6:
                 continue
-            sign = -1.0 if (ex * (cy - ay) - ey * (cx - ax)) > 0 else 1.0
-            di = ((x - ax) * ey - (y - ay) * ex) * (-sign / length)
-            d = di if d is None else np.maximum(d, di)
+            k = (1.0 if (ex * (cy - ay) - ey * (cx - ax)) > 0 else -1.0) / length
+            di = (x - ax) * np.float32(ey * k) - (y - ay) * np.float32(ex * k)  # (h, w)
+            if d is None:
+                d = di
+            else:
+                np.maximum(d, di, out=d)
         if d is None:
             return np.full(np.broadcast_shapes(x.shape, y.shape), np.inf, dtype=np.float32)
         return d
@@ -113,10 +135,18 @@ class RoundRect(NamedTuple):
     def sdf(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         hx, hy = (self.x1 - self.x0) / 2, (self.y1 - self.y0) / 2
         r = min(self.r, hx, hy)
-        qx = np.abs(x - (self.x0 + hx)) - (hx - r)
-        qy = np.abs(y - (self.y0 + hy)) - (hy - r)
-        outside = np.sqrt(np.maximum(qx, 0.0) ** 2 + np.maximum(qy, 0.0) ** 2)
-        return outside + np.minimum(np.maximum(qx, qy), 0.0) - r
+        qx = np.abs(x - (self.x0 + hx)) - np.float32(hx - r)  # (1, w)
+        qy = np.abs(y - (self.y0 + hy)) - np.float32(hy - r)  # (h, 1)
+        inner = np.maximum(qx, qy)  # (h, w): the exact distance inside and along the edges
+        if r <= 0.0:
+            return inner
+        ox, oy = np.maximum(qx, np.float32(0.0)), np.maximum(qy, np.float32(0.0))
+        outside = ox * ox + oy * oy  # (h, w)
+        np.sqrt(outside, out=outside)
+        np.minimum(inner, np.float32(0.0), out=inner)
+        outside += inner
+        outside -= np.float32(r)
+        return outside
 
 
 Shape = Ellipse | Capsule | Polygon | RoundRect
@@ -143,14 +173,14 @@ class Paint(NamedTuple):
         if self.pattern == "plain":
             return c1
         c2 = np.asarray((self.ir2,) if infrared else self.rgb2, dtype=np.float32)
-        u = (x - self.origin[0]) / self.period
-        v = (y - self.origin[1]) / self.period
+        # x is (1, w) and y (h, 1) in ``draw``: stripes stay 1-D and broadcast in the composite
         if self.pattern == "hstripes":
-            mask = np.broadcast_to((v % 1.0) < 0.5, np.broadcast_shapes(x.shape, y.shape))
+            mask = ((y - self.origin[1]) / self.period % 1.0) < 0.5
         elif self.pattern == "vstripes":
-            mask = np.broadcast_to((u % 1.0) < 0.5, np.broadcast_shapes(x.shape, y.shape))
+            mask = ((x - self.origin[0]) / self.period % 1.0) < 0.5
         else:  # checks
-            mask = ((u % 1.0) < 0.5) ^ ((v % 1.0) < 0.5)
+            u = ((x - self.origin[0]) / self.period % 1.0) < 0.5
+            mask = u ^ (((y - self.origin[1]) / self.period % 1.0) < 0.5)
         return np.where(mask[..., None], c2, c1)
 
 
@@ -163,14 +193,12 @@ def shaded(paint: Paint, factor: float) -> Paint:
 
 
 @lru_cache(maxsize=64)
-def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Full-size (H, W) x and y coordinates of the pixel centres (sliced, never broadcast)."""
-    x = np.arange(width, dtype=np.float32) + np.float32(0.5)
-    y = np.arange(height, dtype=np.float32) + np.float32(0.5)
-    gx, gy = np.meshgrid(x, y)
-    gx.setflags(write=False)
-    gy.setflags(write=False)
-    return gx, gy
+def pixel_centres(n: int) -> np.ndarray:
+    """Pixel-centre coordinates 0.5 .. n - 0.5. Shapes get a (1, w) row of x and an (h, 1)
+    column of y: the per-axis terms stay 1-D and the first 2-D operation broadcasts them."""
+    centres = np.arange(n, dtype=np.float32) + np.float32(0.5)
+    centres.setflags(write=False)
+    return centres
 
 
 def draw(canvas: np.ndarray, shape: Shape, paint: Paint) -> None:
@@ -184,8 +212,8 @@ def draw(canvas: np.ndarray, shape: Shape, paint: Paint) -> None:
     r0, r1 = max(int(by0) - 1, 0), min(math.ceil(by1) + 2, height)
     if c0 >= c1 or r0 >= r1:
         return
-    gx, gy = pixel_grid(height, width)
-    x, y = gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]  # (h, w) views
+    x = pixel_centres(width)[None, c0:c1]  # (1, w)
+    y = pixel_centres(height)[r0:r1, None]  # (h, 1)
     alpha = shape.sdf(x, y)  # (h, w) signed distance, turned into coverage in place
     np.subtract(np.float32(0.5), alpha, out=alpha)
     np.minimum(alpha, np.float32(1.0), out=alpha)
