@@ -3,6 +3,8 @@ per-query loop, skipped-query reporting and bad input."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from reid_pipeline.evaluation import (
     RankResult,
     evaluate_from_features,
     evaluate_rank,
+    kernels,
     pairwise_distance,
 )
 
@@ -140,8 +143,11 @@ OPTIONS = st.fixed_dictionaries(
         "excluded_cameras": st.sampled_from([None, {2: {1}}, {0: {1, 2}}]),
         "chunk_size": st.sampled_from([None, 1, 3]),
         "float64": st.booleans(),
+        "path": st.sampled_from([None, "sparse", "dense"]),  # the kernel's two ways, or auto
     }
 )
+
+_DENSE_FRACTION = {None: kernels.DENSE_FRACTION, "sparse": 2.0, "dense": -1.0}
 
 
 @settings(max_examples=300, deadline=None)
@@ -151,6 +157,12 @@ def test_matches_reference_loop(problem: tuple, options: dict, max_rank: int) ->
     options = dict(options)
     if options.pop("float64"):
         dist = dist.astype(np.float64)
+    with mock.patch.object(kernels, "DENSE_FRACTION", _DENSE_FRACTION[options.pop("path")]):
+        _check_against_reference((dist, q_pids, g_pids, q_cams, g_cams), max_rank, options)
+
+
+def _check_against_reference(problem: tuple, max_rank: int, options: dict) -> None:
+    dist, q_pids, g_pids, q_cams, g_cams = problem
     ref_opts = {k: options[k] for k in ("remove_same_camera", "unique_id_cmc", "excluded_cameras")}
     cmc, aps, inps, valid = reference_rank(
         dist, q_pids, g_pids, q_cams, g_cams, max_rank, **ref_opts
@@ -176,12 +188,26 @@ def test_random_market_like_problem_matches_reference() -> None:
     q_cams, g_cams = rng.integers(0, 6, nq), rng.integers(0, 6, ng)
     dist = rng.random((nq, ng), dtype=np.float32)
     dist[q_pids[:, None] == g_pids[None, :]] *= 0.3  # a model that is right most of the time
-    cmc, aps, inps, valid = reference_rank(dist, q_pids, g_pids, q_cams, g_cams, 50)
-    r = evaluate_rank(torch.from_numpy(dist), q_pids, g_pids, q_cams, g_cams, 50, chunk_size=7)
-    np.testing.assert_array_equal(r.valid_indices, valid)
-    np.testing.assert_allclose(r.cmc, cmc)
-    np.testing.assert_allclose(r.all_AP, aps)
-    np.testing.assert_allclose(r.all_INP, inps)
+    for unique in (False, True):
+        cmc, aps, inps, valid = reference_rank(
+            dist, q_pids, g_pids, q_cams, g_cams, 50, unique_id_cmc=unique
+        )
+        for fraction in (2.0, -1.0):  # sparse path, dense path
+            with mock.patch.object(kernels, "DENSE_FRACTION", fraction):
+                r = evaluate_rank(
+                    torch.from_numpy(dist),
+                    q_pids,
+                    g_pids,
+                    q_cams,
+                    g_cams,
+                    50,
+                    chunk_size=7,
+                    unique_id_cmc=unique,
+                )
+            np.testing.assert_array_equal(r.valid_indices, valid)
+            np.testing.assert_allclose(r.cmc, cmc)
+            np.testing.assert_allclose(r.all_AP, aps)
+            np.testing.assert_allclose(r.all_INP, inps)
 
 
 # ---------------------------------------------------------------- streaming from features

@@ -19,14 +19,9 @@ MM01's "cam3 queries never match cam2") and ``unique_id_cmc`` (the VI-ReID CMC t
 best-ranked gallery image per identity, SYSU-MM01's official ``get_cmc_multi_cam``; AP / INP stay
 over the full list).
 
-How it is fast without a per-query loop or a compiled extension (ours; see
-``benchmarks/bench_rank.py``): only the ranks of the relevant items matter, and all of them lie at
-or above the query's farthest relevant distance ``t``. Per chunk of queries one vectorised pass
-keeps the entries ``d <= t`` (for a useful model a few dozen per query instead of the whole
-gallery), the same-pid-same-camera entries are dropped there, and the kept entries are sorted once
-by a packed ``(row, distance, gallery index)`` 64-bit key - which *is* the stable argsort of each
-row restricted to those entries. Ranks, AP, INP and the CMC then follow from segment sums. Memory
-is O(chunk x G); the worst case (random distances, ``t`` near the end) degrades to one full sort.
+How it is fast without a per-query loop or a compiled extension: ``kernels.py`` (only the
+entries up to each query's farthest match are sorted, by a packed 64-bit key that reproduces the
+stable argsort; rows where that is most of the list are argsorted whole). Memory O(chunk x G).
 """
 
 from __future__ import annotations
@@ -45,6 +40,7 @@ from reid_pipeline.evaluation.distance import (
     stream_distance_blocks,
     to_numpy,
 )
+from reid_pipeline.evaluation.kernels import GalleryIndex, rank_block
 
 #: Why a query can be left out of the means.
 SKIP_REASONS: dict[str, str] = {
@@ -166,108 +162,6 @@ def _check_excluded(excluded: Mapping[int, Iterable[int]] | None) -> dict[int, n
     return out
 
 
-# --------------------------------------------------------------------------- the chunk kernel
-
-
-class _Gallery:
-    """Gallery ids grouped by pid once, so each query's relevant items are found by bisection."""
-
-    def __init__(self, pids: np.ndarray, camids: np.ndarray) -> None:
-        self.pids, self.camids, self.size = pids, camids, len(pids)
-        self.order = np.argsort(pids, kind="stable")
-        self.sorted_pids = pids[self.order]
-        uniq, self.codes = np.unique(pids, return_inverse=True)
-        self.num_ids = len(uniq)
-        self.col_bits = max(1, int(self.size - 1).bit_length())
-
-
-def _sortable_bits(vals: np.ndarray) -> np.ndarray:
-    """float32 -> uint64 holding 32 bits whose unsigned order is the float order (-0.0 == 0.0)."""
-    bits = (vals + np.float32(0.0)).view(np.uint32).astype(np.uint64)
-    negative = bits >= np.uint64(0x80000000)
-    return np.where(negative, bits ^ np.uint64(0xFFFFFFFF), bits | np.uint64(0x80000000))
-
-
-def stable_row_order(
-    row: np.ndarray, col: np.ndarray, vals: np.ndarray, col_bits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder entries (given in row-major order) by (row, value, col); return (row, col)."""
-    row_bits = max(1, int(row[-1]).bit_length()) if len(row) else 1
-    if vals.dtype == np.float32 and row_bits + 32 + col_bits <= 64:
-        key = (row.astype(np.uint64) << np.uint64(32 + col_bits)) | (
-            _sortable_bits(vals) << np.uint64(col_bits)
-        )
-        key |= col.astype(np.uint64)
-        key.sort()  # unique keys: an unstable sort gives the stable order
-        return (key >> np.uint64(32 + col_bits)).astype(np.int64), (
-            key & np.uint64((1 << col_bits) - 1)
-        ).astype(np.int64)
-    order = np.lexsort((vals, row))  # stable: ties keep the ascending-column input order
-    return row[order], col[order]
-
-
-def _rank_block(
-    dist: np.ndarray,
-    q_pids: np.ndarray,
-    q_camids: np.ndarray,
-    gal: _Gallery,
-    *,
-    remove_same_camera: bool,
-    unique_id_cmc: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-query (num relevant, AP, INP, first-match rank) of one (B, G) distance block."""
-    b, g = dist.shape
-    lo = np.searchsorted(gal.sorted_pids, q_pids, side="left")
-    cnt = np.searchsorted(gal.sorted_pids, q_pids, side="right") - lo
-    rep = np.repeat(np.arange(b), cnt)  # (P,) query row of every same-pid pair
-    within = np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    gidx = gal.order[np.repeat(lo, cnt) + within]  # (P,) gallery index, ascending per row
-    if remove_same_camera:
-        excluded = gal.camids[gidx] == q_camids[rep]
-    else:
-        excluded = np.zeros(len(rep), dtype=bool)
-    pos_row, pos_col = rep[~excluded], gidx[~excluded]
-    npos = np.bincount(pos_row, minlength=b)
-    nonzero = npos > 0
-    first = np.zeros(b, dtype=np.int64)
-    ap, inp = np.zeros(b), np.zeros(b)
-    if not nonzero.any():
-        return npos, ap, inp, first
-
-    # the farthest relevant distance bounds everything that influences the metrics
-    thr = np.full(b, -np.inf, dtype=dist.dtype)
-    seg = (np.cumsum(npos) - npos)[nonzero]
-    thr[nonzero] = np.maximum.reduceat(dist[pos_row, pos_col], seg)
-    keep = dist <= thr[:, None]  # (B, G)
-    keep[rep[excluded], gidx[excluded]] = False
-    flat = np.flatnonzero(keep)
-    del keep
-    row = flat // g
-    col = flat - row * g
-    row, col = stable_row_order(row, col, dist.reshape(-1)[flat], gal.col_bits)
-
-    counts = np.bincount(row, minlength=b)
-    starts = np.cumsum(counts) - counts
-    rank = np.arange(1, len(row) + 1) - starts[row]  # 1-based rank among kept gallery items
-    relevant = gal.pids[col] == q_pids[row]
-    hits = np.cumsum(relevant)
-    hits_before = np.concatenate(([0], hits))[starts]
-    r_row, r_rank = row[relevant], rank[relevant]
-    r_k = hits[relevant] - hits_before[r_row]  # k-th relevant item of its row
-    ap = np.bincount(r_row, weights=r_k / r_rank, minlength=b)
-    ap[nonzero] /= npos[nonzero]
-    change = np.diff(r_row) != 0
-    first_pos = np.flatnonzero(np.concatenate(([True], change)))  # first hit of each row
-    last_pos = np.flatnonzero(np.concatenate((change, [True])))  # last hit of each row
-    first[r_row[first_pos]] = r_rank[first_pos]
-    inp[r_row[last_pos]] = npos[r_row[last_pos]] / r_rank[last_pos]
-    if unique_id_cmc:  # 1 + distinct identities ranked above the first match
-        before = rank < first[row]
-        ids = np.unique(row[before] * gal.num_ids + gal.codes[col[before]])
-        first[nonzero] = 1 + np.bincount(ids // gal.num_ids, minlength=b)[nonzero]
-    return npos, ap, inp, first
-
-
 # --------------------------------------------------------------------------- the driver
 
 
@@ -296,15 +190,17 @@ class _Ranker:
         self.first = np.zeros(nq, dtype=np.int64)
         self.present = np.isin(q_pids, g_pids)
         # one group per distinct set of excluded gallery cameras; (query mask, columns, gallery)
-        self.groups: list[tuple[np.ndarray | None, np.ndarray | None, _Gallery]] = []
+        self.groups: list[tuple[np.ndarray | None, np.ndarray | None, GalleryIndex]] = []
         special = np.isin(q_camids, list(excluded_cameras)) if excluded_cameras else None
         if special is None or not special.any():
-            self.groups.append((None, None, _Gallery(g_pids, g_camids)))
+            self.groups.append((None, None, GalleryIndex(g_pids, g_camids)))
         else:
-            self.groups.append((~special, None, _Gallery(g_pids, g_camids)))
+            self.groups.append((~special, None, GalleryIndex(g_pids, g_camids)))
             for cam, cams in excluded_cameras.items():
                 cols = np.flatnonzero(~np.isin(g_camids, cams))
-                self.groups.append((q_camids == cam, cols, _Gallery(g_pids[cols], g_camids[cols])))
+                self.groups.append(
+                    (q_camids == cam, cols, GalleryIndex(g_pids[cols], g_camids[cols]))
+                )
         widest = max(gal.size for _, _, gal in self.groups)
         self.row_chunk = chunk_size or max(1, min(2048, _ROW_CHUNK_ELEMENTS // max(widest, 1)))
 
@@ -324,7 +220,7 @@ class _Ranker:
             for s in range(0, len(rows), self.row_chunk):
                 r = rows[s : s + self.row_chunk]
                 part = np.ascontiguousarray(sub[s : s + self.row_chunk])
-                npos, ap, inp, first = _rank_block(
+                npos, ap, inp, first = rank_block(
                     part,
                     self.q_pids[r],
                     self.q_camids[r],

@@ -39,7 +39,7 @@ from reid_pipeline.evaluation.distance import (
     check_metric,
     to_numpy,
 )
-from reid_pipeline.evaluation.rank import stable_row_order
+from reid_pipeline.evaluation.kernels import stable_row_order
 
 _BLOCK_ELEMENTS = 1 << 23  # distances per pass-1 block (32 MB of float32)
 _TRIPLETS = 1 << 24  # Jaccard (row, column, min) triplets per query block
