@@ -2,37 +2,46 @@
 
 Metrics (the two the field uses, plus the raw inner product some VI-ReID code ranks by):
 
-- ``"cosine"``: ``1 - <q/|q|, g/|g|>`` (a zero vector is left as zero, so its distance to every
-  gallery item is 1; this is ``torch.nn.functional.normalize`` semantics).
+- ``"cosine"``: ``1 - <q/|q|, g/|g|>`` (a zero vector stays zero, so its distance to everything
+  is 1: ``torch.nn.functional.normalize`` semantics, eps 1e-12).
 - ``"euclidean"``: ``sqrt(max(|q|^2 + |g|^2 - 2 <q, g>, 0))``, the plain Euclidean distance
   (torchreid ranks by its square, fast-reid by the root; the ranking is the same).
 - ``"inner_product"``: ``-<q, g>`` on the raw features - what DEEN's / AGW's released VI-ReID
   test scripts rank by (``eval_*(-np.matmul(q, g.T), ...)``); offered to reproduce their numbers.
 
-The GEMM runs in torch (MKL on CPU, cuBLAS when the features are CUDA tensors): on the project's
-2-core machine torch's float32 GEMM measured 75 GFLOP/s against 64 for numpy's OpenBLAS on the
-MSMT17-shaped product (``benchmarks/bench_rank.py --gemm`` repeats the measurement). Distances
-come back as numpy float32 (float64 when both feature arrays are float64).
+Backend, chosen by measurement (``benchmarks/bench_rank.py --gemm`` and ``--msmt``): numpy
+arrays go through numpy's GEMM (OpenBLAS) - on the 2-core machine torch's MKL GEMM was only ~15%
+faster on the MSMT17-shaped product (75 vs 64 GFLOP/s), while importing torch alone costs ~0.7 GB of
+resident memory, a third of P2's 2 GB budget. Torch tensors (already imported by the caller) stay
+in torch, on their device, so CUDA features use cuBLAS. Either way the distances come back as
+numpy float32 (float64 when both feature arrays are float64).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
 Metric = Literal["cosine", "euclidean", "inner_product"]
 METRICS: tuple[str, ...] = ("cosine", "euclidean", "inner_product")
 
 #: Rows of the query x gallery distance block computed per GEMM when streaming.
 DEFAULT_GEMM_ROWS = 512
+_EPS = 1e-12
+
+
+def is_tensor(x: Any) -> bool:
+    """True for a torch tensor, without importing torch when the caller has not."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def to_numpy(x: Any, *, name: str) -> np.ndarray:
-    """A numpy view (CPU torch tensors, numpy arrays) or copy (CUDA tensors, lists) of ``x``."""
-    if isinstance(x, torch.Tensor):
+    """A numpy view (CPU tensors, arrays) or copy (CUDA tensors, lists) of ``x``."""
+    if is_tensor(x):
         return x.detach().cpu().numpy()
     try:
         return np.asarray(x)
@@ -46,72 +55,151 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def as_feature_tensor(x: Any, *, name: str) -> torch.Tensor:
-    """Validate a (N, D) feature array/tensor and return it as a float torch tensor.
+def as_features(x: Any, *, name: str) -> Any:
+    """Validate a (N, D) feature array; return it as float32 / float64 numpy or torch.
 
-    float64 stays float64, every other real dtype becomes float32; the device is kept.
-    Raises ValueError naming ``name`` for a wrong rank, an empty array, a non-numeric dtype or
-    NaN / infinite values.
+    Torch tensors stay tensors on their device; float64 stays float64, every other real dtype
+    becomes float32. Raises ValueError naming ``name`` for a wrong rank, an empty array, a
+    non-numeric dtype or NaN / infinite values.
     """
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
         t = x.detach()
-    else:
-        arr = to_numpy(x, name=name)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.ndim != 2:
+        if t.is_complex():
+            raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        if t.ndim != 2:
+            raise ValueError(
+                f"{name} must be a 2-D (num_images, dim) array, got shape {tuple(t.shape)}"
+            )
+        if t.shape[0] == 0 or t.shape[1] == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); expected at least one row")
+        import torch
+
+        t = t if t.dtype == torch.float64 else t.to(torch.float32)
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            row = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(f"{name} contains NaN or infinite values (first at row {row})")
+        return t
+    arr = to_numpy(x, name=name)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (num_images, dim) array, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one row")
+    arr = np.ascontiguousarray(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)
+    finite = np.isfinite(arr.min(axis=1)) & np.isfinite(arr.max(axis=1))
+    if not finite.all():
         raise ValueError(
-            f"{name} must be a 2-D (num_images, dim) array, got shape {tuple(t.shape)}"
+            f"{name} contains NaN or infinite values (first at row {int(np.argmin(finite))})"
         )
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); expected at least one row")
-    if t.is_complex():
-        raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
-    if t.dtype != torch.float64:
-        t = t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
-        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
-        raise ValueError(f"{name} contains NaN or infinite values (first at row {bad[0]})")
-    return t
+    return arr
 
 
-def _prepare(
-    q: torch.Tensor, g: torch.Tensor, metric: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(
-            f"q_feats and g_feats must have the same feature dimension, got {q.shape[1]} and "
-            f"{g.shape[1]}"
-        )
-    dtype = torch.float64 if (q.dtype == torch.float64 and g.dtype == torch.float64) else None
-    dtype = dtype or torch.float32
-    q, g = q.to(dtype), g.to(dtype=dtype, device=q.device)
-    if metric == "cosine":
-        q = torch.nn.functional.normalize(q, dim=1)
-        g = torch.nn.functional.normalize(g, dim=1)
-        return q, g, None, None
-    if metric == "euclidean":
-        return q, g, (q * q).sum(dim=1), (g * g).sum(dim=1)
-    return q, g, None, None
+def l2_normalize_rows(x: Any) -> Any:
+    """``x / max(|x|, 1e-12)`` row-wise, numpy or torch."""
+    if is_tensor(x):
+        import torch
+
+        return torch.nn.functional.normalize(x, dim=1, eps=_EPS)
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return x / np.maximum(norm, _EPS).astype(x.dtype)[:, None]
 
 
-def _block(
-    q: torch.Tensor,
-    g: torch.Tensor,
-    q_sq: torch.Tensor | None,
-    g_sq: torch.Tensor | None,
-    metric: str,
-) -> torch.Tensor:
-    prod = q @ g.T  # (B, G)
-    if metric == "cosine":
-        return prod.neg_().add_(1.0)
-    if metric == "inner_product":
-        return prod.neg_()
-    if q_sq is None or g_sq is None:
-        raise RuntimeError("euclidean distances need the squared norms")
-    prod.mul_(-2.0).add_(q_sq[:, None]).add_(g_sq[None, :])  # |q|^2 + |g|^2 - 2 q.g
-    return prod.clamp_(min=0.0).sqrt_()
+def row_sq_norms(x: Any) -> Any:
+    if is_tensor(x):
+        return (x * x).sum(dim=1)
+    return np.einsum("ij,ij->i", x, x)
+
+
+def common_backend(q: Any, g: Any) -> tuple[Any, Any]:
+    """Both as torch (on ``q``'s device, or ``g``'s) if either is a tensor, else both numpy; both
+    float64 only if both are."""
+    if is_tensor(q) or is_tensor(g):
+        import torch
+
+        device = q.device if is_tensor(q) else g.device
+        q = torch.as_tensor(q, device=device)
+        g = torch.as_tensor(g, device=device)
+        dtype = torch.float64 if q.dtype == g.dtype == torch.float64 else torch.float32
+        return q.to(dtype), g.to(dtype)
+    dtype = np.float64 if q.dtype == g.dtype == np.float64 else np.float32
+    return q.astype(dtype, copy=False), g.astype(dtype, copy=False)
+
+
+class DistanceBlocks:
+    """Prepared features (normalised / squared norms) and the metric; ``block(lo, hi, g_lo, g_hi)``
+    gives ``distance(q[lo:hi], g[g_lo:g_hi])`` as a numpy array."""
+
+    def __init__(self, q: Any, g: Any, metric: str) -> None:
+        if q.shape[1] != g.shape[1]:
+            raise ValueError(
+                f"q_feats and g_feats must have the same feature dimension, got {q.shape[1]} and "
+                f"{g.shape[1]}"
+            )
+        q, g = common_backend(q, g)
+        if metric == "cosine":
+            q, g = l2_normalize_rows(q), l2_normalize_rows(g)
+        self.q, self.g, self.metric = q, g, metric
+        self.q_sq = row_sq_norms(q) if metric == "euclidean" else None
+        self.g_sq = row_sq_norms(g) if metric == "euclidean" else None
+        self.torch = is_tensor(q)
+
+    def block(self, lo: int, hi: int, g_lo: int = 0, g_hi: int | None = None) -> np.ndarray:
+        g = self.g[g_lo:g_hi]
+        if self.torch:
+            import torch
+
+            with torch.no_grad():
+                prod = self.q[lo:hi] @ g.T  # (B, G)
+                if self.metric == "cosine":
+                    prod.neg_().add_(1.0)
+                elif self.metric == "inner_product":
+                    prod.neg_()
+                else:
+                    prod.mul_(-2.0).add_(self.q_sq[lo:hi, None]).add_(self.g_sq[None, g_lo:g_hi])
+                    prod.clamp_(min=0.0).sqrt_()
+                return prod.cpu().numpy()
+        prod = self.q[lo:hi] @ g.T  # (B, G)
+        if self.metric == "cosine":
+            np.subtract(1.0, prod, out=prod)
+        elif self.metric == "inner_product":
+            np.negative(prod, out=prod)
+        else:
+            prod *= -2.0
+            prod += self.q_sq[lo:hi, None]
+            prod += self.g_sq[None, g_lo:g_hi]
+            np.maximum(prod, 0.0, out=prod)
+            np.sqrt(prod, out=prod)
+        return prod
+
+    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """``distance(q[i[k]], g[j[k]])`` for every k (the diagonal of ``block``)."""
+        if self.torch:
+            import torch
+
+            with torch.no_grad():
+                ti = torch.as_tensor(i, device=self.q.device)
+                tj = torch.as_tensor(j, device=self.q.device)
+                prod = (self.q[ti] * self.g[tj]).sum(dim=1)
+                if self.metric == "euclidean":
+                    prod = (self.q_sq[ti] + self.g_sq[tj] - 2.0 * prod).clamp(min=0.0).sqrt()
+                else:
+                    prod = 1.0 - prod if self.metric == "cosine" else -prod
+                return prod.cpu().numpy()
+        prod = np.einsum("ij,ij->i", self.q[i], self.g[j])
+        if self.metric == "euclidean":
+            return np.sqrt(np.maximum(self.q_sq[i] + self.g_sq[j] - 2.0 * prod, 0.0))
+        return 1.0 - prod if self.metric == "cosine" else -prod
+
+
+def stream_distance_blocks(
+    q: Any, g: Any, *, metric: str, chunk_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``iter_distance_blocks`` for features already checked by ``as_features``."""
+    blocks = DistanceBlocks(q, g, metric)
+    for start in range(0, q.shape[0], chunk_size):
+        yield start, blocks.block(start, min(start + chunk_size, q.shape[0]))
 
 
 def iter_distance_blocks(
@@ -128,22 +216,9 @@ def iter_distance_blocks(
     check_metric(metric)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    q = as_feature_tensor(q_feats, name="q_feats")
-    g = as_feature_tensor(g_feats, name="g_feats")
+    q = as_features(q_feats, name="q_feats")
+    g = as_features(g_feats, name="g_feats")
     yield from stream_distance_blocks(q, g, metric=metric, chunk_size=chunk_size)
-
-
-def stream_distance_blocks(
-    q: torch.Tensor, g: torch.Tensor, *, metric: str, chunk_size: int
-) -> Iterator[tuple[int, np.ndarray]]:
-    """``iter_distance_blocks`` for tensors already checked by ``as_feature_tensor``."""
-    q, g, q_sq, g_sq = _prepare(q, g, metric)
-    with torch.no_grad():
-        for start in range(0, q.shape[0], chunk_size):
-            stop = min(start + chunk_size, q.shape[0])
-            sq = None if q_sq is None else q_sq[start:stop]
-            block = _block(q[start:stop], g, sq, g_sq, metric)
-            yield start, block.cpu().numpy()
 
 
 def pairwise_distance(
@@ -154,32 +229,5 @@ def pairwise_distance(
     chunk_size: int = DEFAULT_GEMM_ROWS,
 ) -> np.ndarray:
     """The full (Q, G) distance matrix; the same numbers ``iter_distance_blocks`` streams."""
-    blocks = [
-        block
-        for _, block in iter_distance_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk_size)
-    ]
-    return np.concatenate(blocks, axis=0)
-
-
-def paired_distance(a_feats: Any, b_feats: Any, *, metric: Metric = "cosine") -> np.ndarray:
-    """Distances of matching rows, ``d(a[i], b[i])`` - the diagonal of ``pairwise_distance``."""
-    check_metric(metric)
-    a = as_feature_tensor(a_feats, name="a_feats")
-    b = as_feature_tensor(b_feats, name="b_feats")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"a_feats and b_feats must have the same shape, got {tuple(a.shape)} "
-            f"and {tuple(b.shape)}"
-        )
-    a, b, a_sq, b_sq = _prepare(a, b, metric)
-    with torch.no_grad():
-        prod = (a * b).sum(dim=1)
-        if metric == "cosine":
-            out = 1.0 - prod
-        elif metric == "inner_product":
-            out = -prod
-        else:
-            if a_sq is None or b_sq is None:
-                raise RuntimeError("euclidean distances need the squared norms")
-            out = (a_sq + b_sq - 2.0 * prod).clamp(min=0.0).sqrt()
-    return out.cpu().numpy()
+    blocks = iter_distance_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk_size)
+    return np.concatenate([block for _, block in blocks], axis=0)

@@ -10,38 +10,60 @@
   vectors (fast-reid sums the raw ones), negative similarities get weight 0 (a real power of a
   negative number is undefined), and the neighbours are found chunk by chunk so memory is
   O(chunk x N) instead of N x N.
+
+numpy in, numpy out; torch in, torch out (on the tensor's device).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
+import numpy as np
 
-from reid_pipeline.evaluation.distance import as_feature_tensor
+from reid_pipeline.evaluation.distance import (
+    as_features,
+    common_backend,
+    is_tensor,
+    l2_normalize_rows,
+)
 
 
-def _like(result: torch.Tensor, template: Any) -> Any:
-    return result if isinstance(template, torch.Tensor) else result.cpu().numpy()
+def _like(result: Any, template: Any) -> Any:
+    if is_tensor(template):
+        return result
+    return result.cpu().numpy() if is_tensor(result) else result
 
 
 def flip_average(feats: Any, flipped_feats: Any, *, normalize_first: bool = False) -> Any:
-    """``(feats + flipped_feats) / 2`` (each L2-normalised first if ``normalize_first``).
-
-    Returns the input's type (torch tensor on its device, or numpy array).
-    """
-    a = as_feature_tensor(feats, name="feats")
-    b = as_feature_tensor(flipped_feats, name="flipped_feats")
-    if a.shape != b.shape:
+    """``(feats + flipped_feats) / 2`` (each L2-normalised first if ``normalize_first``)."""
+    a = as_features(feats, name="feats")
+    b = as_features(flipped_feats, name="flipped_feats")
+    if tuple(a.shape) != tuple(b.shape):
         raise ValueError(
             f"feats and flipped_feats must have the same shape, got {tuple(a.shape)} and "
             f"{tuple(b.shape)}"
         )
-    b = b.to(device=a.device, dtype=a.dtype)
+    a, b = common_backend(a, b)
     if normalize_first:
-        a = torch.nn.functional.normalize(a, dim=1)
-        b = torch.nn.functional.normalize(b, dim=1)
+        a, b = l2_normalize_rows(a), l2_normalize_rows(b)
     return _like((a + b) / 2, feats)
+
+
+def l2_normalize(feats: Any) -> Any:
+    """Row-wise L2 normalisation (zero rows stay zero); keeps the input's type."""
+    return _like(l2_normalize_rows(as_features(feats, name="feats")), feats)
+
+
+def _top_k(sims: Any, k: int) -> tuple[Any, Any]:
+    """(values, indices) of the k largest per row, largest first."""
+    if is_tensor(sims):
+        import torch
+
+        return torch.topk(sims, k, dim=1)
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(sims, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
 def average_query_expansion(
@@ -66,30 +88,31 @@ def average_query_expansion(
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    q = as_feature_tensor(q_feats, name="q_feats")
-    g = as_feature_tensor(g_feats, name="g_feats")
+    q, g = common_backend(
+        as_features(q_feats, name="q_feats"), as_features(g_feats, name="g_feats")
+    )
     if q.shape[1] != g.shape[1]:
         raise ValueError(
             f"q_feats and g_feats must have the same feature dimension, got {q.shape[1]} and "
             f"{g.shape[1]}"
         )
-    x = torch.nn.functional.normalize(torch.cat([q, g.to(device=q.device, dtype=q.dtype)]), dim=1)
-    if k > x.shape[0]:
-        raise ValueError(f"k={k} exceeds the {x.shape[0]} query + gallery vectors")
-    with torch.no_grad():
-        for _ in range(iterations):
-            out = torch.empty_like(x)
-            for start in range(0, x.shape[0], chunk_size):
-                sims = x[start : start + chunk_size] @ x.T  # (B, N)
-                top, idx = torch.topk(sims, k, dim=1)  # (B, k), nearest first
-                weights = top.clamp(min=0.0).pow(float(alpha))  # 0 ** 0 = 1: alpha 0 is AQE
-                out[start : start + chunk_size] = torch.einsum("bk,bkd->bd", weights, x[idx])
-            x = torch.nn.functional.normalize(out, dim=1)
-    nq = q.shape[0]
+    nq, n = q.shape[0], q.shape[0] + g.shape[0]
+    if k > n:
+        raise ValueError(f"k={k} exceeds the {n} query + gallery vectors")
+    if is_tensor(q):
+        import torch
+
+        x = l2_normalize_rows(torch.cat([q, g]))
+    else:
+        x = l2_normalize_rows(np.concatenate([q, g]))
+    for _ in range(iterations):
+        out = x * 0
+        for start in range(0, n, chunk_size):
+            sims = x[start : start + chunk_size] @ x.T  # (B, N)
+            top, idx = _top_k(sims, k)  # (B, k), nearest first
+            weights = (top.clip(min=0.0) if is_tensor(top) else np.maximum(top, 0.0)) ** float(
+                alpha
+            )
+            out[start : start + chunk_size] = (weights[:, :, None] * x[idx]).sum(1)
+        x = l2_normalize_rows(out)
     return _like(x[:nq], q_feats), _like(x[nq:], g_feats)
-
-
-def l2_normalize(feats: Any) -> Any:
-    """Row-wise L2 normalisation (zero rows stay zero); keeps the input's type."""
-    t = as_feature_tensor(feats, name="feats")
-    return _like(torch.nn.functional.normalize(t, dim=1), feats)

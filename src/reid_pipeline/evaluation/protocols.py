@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from reid_pipeline.data.records import Record, frame_to_records
-from reid_pipeline.evaluation.distance import Metric, check_metric
+from reid_pipeline.evaluation.distance import Metric, check_metric, is_tensor
 from reid_pipeline.evaluation.rank import RankResult, check_max_rank, evaluate_from_features
 
 METRIC_KEYS: tuple[str, ...] = ("R1", "R5", "R10", "R20", "mAP", "mINP")
@@ -175,7 +174,9 @@ def feature_rows(feats: Any, n: int, *, name: str, records: str) -> Any:
 
 def take(feats: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` of a numpy array or torch tensor (on its device)."""
-    if isinstance(feats, torch.Tensor):
+    if is_tensor(feats):
+        import torch
+
         return feats[torch.as_tensor(idx, device=feats.device)]
     return np.asarray(feats)[idx]
 

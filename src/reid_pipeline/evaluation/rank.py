@@ -35,7 +35,7 @@ import numpy as np
 from reid_pipeline.evaluation.distance import (
     DEFAULT_GEMM_ROWS,
     Metric,
-    as_feature_tensor,
+    as_features,
     check_metric,
     stream_distance_blocks,
     to_numpy,
@@ -368,16 +368,16 @@ def evaluate_from_features(  # noqa: PLR0917 - mirrors evaluate_rank's positiona
 ) -> RankResult:
     """``evaluate_rank`` of ``distance(q_feats, g_feats)`` without ever holding the Q x G matrix.
 
-    Distances are computed ``chunk_size`` queries at a time (torch GEMM, on the features' device)
-    and ranked at once, so peak memory is the features plus O(chunk_size x G). ``rerank=True``
-    streams k-reciprocal re-ranked distances instead (``rerank_options``: ``k1``, ``k2``,
-    ``lambda_value``; see ``reid_pipeline.evaluation.rerank``).
+    Distances are computed ``chunk_size`` queries at a time (numpy GEMM for arrays, torch on the
+    tensors' device for tensors) and ranked at once, so peak memory is the features plus
+    O(chunk_size x G). ``rerank=True`` streams k-reciprocal re-ranked distances instead
+    (``rerank_options``: ``k1``, ``k2``, ``lambda_value``; see ``evaluation.rerank``).
     """
     check_metric(metric)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    q_feats = as_feature_tensor(q_feats, name="q_feats")
-    g_feats = as_feature_tensor(g_feats, name="g_feats")
+    q_feats = as_features(q_feats, name="q_feats")
+    g_feats = as_features(g_feats, name="g_feats")
     nq, ng = q_feats.shape[0], g_feats.shape[0]
     ranker = _ranker(
         (nq, ng),

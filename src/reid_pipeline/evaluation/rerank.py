@@ -28,15 +28,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch
 
 from reid_pipeline.evaluation.distance import (
     DEFAULT_GEMM_ROWS,
+    DistanceBlocks,
     Metric,
-    _block,
-    _prepare,
-    as_feature_tensor,
+    as_features,
     check_metric,
+    common_backend,
+    is_tensor,
     to_numpy,
 )
 from reid_pipeline.evaluation.kernels import stable_row_order
@@ -106,54 +106,32 @@ class _MatrixSource:
 class _FeatureSource:
     """The same rows computed from features: ``dist = pairwise_distance(x, x, metric)``."""
 
-    def __init__(self, q: torch.Tensor, g: torch.Tensor, metric: str) -> None:
-        self.metric = metric
+    def __init__(self, q: Any, g: Any, metric: str) -> None:
+        q, g = common_backend(q, g)
         self.nq, self.ng = q.shape[0], g.shape[0]
         self.n = self.nq + self.ng
-        x, _, sq, _ = _prepare(torch.cat([q, g.to(q.device)]), q[:1], metric)
-        self.x, self.sq = x, sq
-        self.dtype = np.float64 if x.dtype == torch.float64 else np.float32
+        if is_tensor(q):
+            import torch
 
-    def _sq(self, d: torch.Tensor) -> np.ndarray:
-        return np.square(d.cpu().numpy()).astype(np.float32)
-
-    def _dist(self, lo: int, hi: int, c_lo: int, c_hi: int) -> torch.Tensor:
-        sq = None if self.sq is None else self.sq
-        return _block(
-            self.x[lo:hi],
-            self.x[c_lo:c_hi],
-            None if sq is None else sq[lo:hi],
-            None if sq is None else sq[c_lo:c_hi],
-            self.metric,
-        )
+            x = torch.cat([q, g])
+        else:
+            x = np.concatenate([q, g])
+        self.blocks = DistanceBlocks(x, x, metric)
 
     def columns(self, lo: int, hi: int) -> np.ndarray:
-        with torch.no_grad():
-            return self._sq(self._dist(lo, hi, 0, self.n))
+        return np.square(self.blocks.block(lo, hi)).astype(np.float32, copy=False)
 
     def pairs(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
         out = np.empty(len(col), dtype=np.float32)
         step = 1 << 16
-        with torch.no_grad():
-            for s in range(0, len(col), step):
-                c = torch.from_numpy(col[s : s + step]).to(self.x.device)
-                r = torch.from_numpy(row[s : s + step]).to(self.x.device)
-                a, b = self.x[c], self.x[r]
-                prod = (a * b).sum(dim=1)
-                if self.metric == "cosine":
-                    d = 1.0 - prod
-                elif self.metric == "euclidean":
-                    if self.sq is None:
-                        raise RuntimeError("euclidean distances need the squared norms")
-                    d = (self.sq[c] + self.sq[r] - 2.0 * prod).clamp(min=0.0).sqrt()
-                else:
-                    d = -prod
-                out[s : s + step] = self._sq(d)
+        for s in range(0, len(col), step):
+            d = self.blocks.pairs(col[s : s + step], row[s : s + step])
+            out[s : s + step] = np.square(d)
         return out
 
     def query_gallery(self, lo: int, hi: int) -> np.ndarray:
-        with torch.no_grad():
-            return self._sq(self._dist(lo, hi, self.nq, self.n))
+        d = self.blocks.block(lo, hi, self.nq, self.n)
+        return np.square(d).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- sparse helpers
@@ -450,8 +428,8 @@ def iter_re_ranked(
             "'euclidean', not 'inner_product'"
         )
     k1, k2, lambda_value = _check_params(k1, k2, lambda_value)
-    q = as_feature_tensor(q_feats, name="q_feats")
-    g = as_feature_tensor(g_feats, name="g_feats")
+    q = as_features(q_feats, name="q_feats")
+    g = as_features(g_feats, name="g_feats")
     if q.shape[1] != g.shape[1]:
         raise ValueError(
             f"q_feats and g_feats must have the same feature dimension, got "
