@@ -142,7 +142,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     message = str(info.value)
     assert "epoch 2/3, iteration 3/4" in message
     assert "['total', 'spiky']" in message
-    assert "(1 epochs)" in message
+    assert "(end of epoch 1)" in message
     assert str(tmp_path / "last.pt") in message
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["epoch"] == 1

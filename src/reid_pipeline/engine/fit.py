@@ -80,6 +80,8 @@ def _plain(obj: Any) -> Any:
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):  # numpy / torch scalars
+        return obj.item()
     return obj
 
 
@@ -331,9 +333,9 @@ def fit(
                 }
                 bar.reset(task, total=iters, description=f"epoch {epoch + 1}/{epochs}", info="")
                 last_good = (
-                    f"the last good checkpoint ({epoch} epochs) is kept at {last_path}"
+                    f"the last good checkpoint (end of epoch {epoch}) is kept at {last_path}"
                     if last_path is not None and last_path.is_file()
-                    else "no checkpoint was written"
+                    else "no checkpoint was written yet"
                 )
                 means, seen, seconds = train_epoch(
                     step,
