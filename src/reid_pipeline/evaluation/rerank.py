@@ -36,7 +36,6 @@ from reid_pipeline.evaluation.distance import (
     as_features,
     check_metric,
     common_backend,
-    is_tensor,
     to_numpy,
 )
 from reid_pipeline.evaluation.kernels import stable_row_order
@@ -104,34 +103,52 @@ class _MatrixSource:
 
 
 class _FeatureSource:
-    """The same rows computed from features: ``dist = pairwise_distance(x, x, metric)``."""
+    """The same rows computed from features, ``dist = pairwise_distance(., ., metric)`` on the
+    joint (q; g) set, without concatenating (copying) the features."""
 
     def __init__(self, q: Any, g: Any, metric: str) -> None:
         q, g = common_backend(q, g)
         self.nq, self.ng = q.shape[0], g.shape[0]
         self.n = self.nq + self.ng
-        if is_tensor(q):
-            import torch
+        self.parts = {
+            (a, b): DistanceBlocks(x, y, metric)
+            for a, x in (("q", q), ("g", g))
+            for b, y in (("q", q), ("g", g))
+        }
 
-            x = torch.cat([q, g])
-        else:
-            x = np.concatenate([q, g])
-        self.blocks = DistanceBlocks(x, x, metric)
+    def _split(self, lo: int, hi: int) -> list[tuple[str, int, int, int]]:
+        """(part, local lo, local hi, output offset) of joint rows lo..hi."""
+        out = []
+        if lo < self.nq:
+            out.append(("q", lo, min(hi, self.nq), 0))
+        if hi > self.nq:
+            start = max(lo, self.nq)
+            out.append(("g", start - self.nq, hi - self.nq, start - lo))
+        return out
 
     def columns(self, lo: int, hi: int) -> np.ndarray:
-        return np.square(self.blocks.block(lo, hi)).astype(np.float32, copy=False)
+        out = np.empty((hi - lo, self.n), dtype=np.float32)
+        for part, a, b, off in self._split(lo, hi):
+            rows = slice(off, off + b - a)
+            out[rows, : self.nq] = np.square(self.parts[part, "q"].block(a, b))
+            out[rows, self.nq :] = np.square(self.parts[part, "g"].block(a, b))
+        return out
 
     def pairs(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """``M[row, col]`` = squared distance of joint images ``col`` and ``row``."""
         out = np.empty(len(col), dtype=np.float32)
-        step = 1 << 16
-        for s in range(0, len(col), step):
-            d = self.blocks.pairs(col[s : s + step], row[s : s + step])
-            out[s : s + step] = np.square(d)
+        for a, ca in (("q", col < self.nq), ("g", col >= self.nq)):
+            for b, rb in (("q", row < self.nq), ("g", row >= self.nq)):
+                m = np.flatnonzero(ca & rb)
+                i = col[m] - (0 if a == "q" else self.nq)
+                j = row[m] - (0 if b == "q" else self.nq)
+                for s in range(0, len(m), 1 << 16):
+                    sl = slice(s, s + (1 << 16))
+                    out[m[sl]] = np.square(self.parts[a, b].pairs(i[sl], j[sl]))
         return out
 
     def query_gallery(self, lo: int, hi: int) -> np.ndarray:
-        d = self.blocks.block(lo, hi, self.nq, self.n)
-        return np.square(d).astype(np.float32, copy=False)
+        return np.square(self.parts["q", "g"].block(lo, hi)).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- sparse helpers
