@@ -15,7 +15,7 @@ from reid_pipeline.evaluation import (
     re_ranking,
     re_ranking_from_features,
 )
-from reid_pipeline.evaluation.rerank import topk_scaled
+from reid_pipeline.evaluation.neighbours import MatrixSource, neighbours
 
 
 def straightforward_rerank(  # noqa: PLR0917 - mirrors re_ranking's signature
@@ -152,13 +152,29 @@ def test_rerank_changes_the_ranking_for_the_better_on_clustered_data() -> None:
     assert reranked.mAP > plain.mAP
 
 
-def test_topk_scaled_is_a_stable_partial_argsort() -> None:
+@pytest.mark.parametrize("k", [3, 21])
+def test_pass1_neighbours_are_the_stable_argsort_of_original_dist(k: int) -> None:
     rng = np.random.default_rng(0)
-    m = rng.random((40, 5000), dtype=np.float32)
-    m[:, ::7] = 0.25  # many exact ties
-    scale = rng.random(40, dtype=np.float32) + 0.5
-    expected = np.argsort(m / scale[:, None], axis=1, kind="stable")[:, :21]
-    np.testing.assert_array_equal(topk_scaled(m, scale, 21), expected)
+    nq, ng = 200, 1200
+    q_g = rng.random((nq, ng), dtype=np.float32)
+    q_q = rng.random((nq, nq), dtype=np.float32)  # not symmetric: the column rule matters
+    g_g = rng.random((ng, ng), dtype=np.float32)
+    g_g[:, ::5] = np.round(g_g[:, ::5] * 8) / 8  # many exact ties
+    q_g[::3] = np.round(q_g[::3] * 4) / 4
+    # values 1 ulp apart that squaring / dividing can round together
+    g_g[:40, 7] = np.float32(0.3) + np.arange(40, dtype=np.float32) * np.float32(2**-25)
+    # a column whose smallest values sit exactly on the sampled rows: the sampled threshold
+    # undershoots and the exact fallback has to run
+    g_g[:, 11] = 0.9
+    q_g[:, 11] = 0.9
+    q_g[::7, 11] = 0.01 * rng.random(len(q_g[::7]), dtype=np.float32)
+    g_g[::7, 11] = 0.01 * rng.random(len(g_g[::7]), dtype=np.float32)
+    m = np.square(np.block([[q_q, q_g], [q_g.T, g_g]])).astype(np.float32)
+    original = (m / m.max(axis=0)).T
+    expected = np.argsort(original, axis=1, kind="stable")[:, :k]
+    ranks, colmax = neighbours(MatrixSource(q_g, q_q, g_g), k, 97)  # blocks of 97 columns
+    np.testing.assert_array_equal(ranks, expected)
+    np.testing.assert_array_equal(colmax, m.max(axis=0))
 
 
 @pytest.mark.parametrize(

@@ -48,8 +48,8 @@ def _sortable_bits(vals: np.ndarray) -> np.ndarray:
 def stable_row_order(
     row: np.ndarray, col: np.ndarray, vals: np.ndarray, col_bits: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder entries (given in row-major order) by (row, value, col); return (row, col)."""
-    row_bits = max(1, int(row[-1]).bit_length()) if len(row) else 1
+    """Reorder entries by (row, value, col); return (row, col). ``col < 2**col_bits``."""
+    row_bits = max(1, int(row.max()).bit_length()) if len(row) else 1
     if vals.dtype == np.float32 and row_bits + 32 + col_bits <= 64:
         key = _sortable_bits(vals)
         key <<= np.uint64(col_bits)
@@ -59,7 +59,7 @@ def stable_row_order(
         col_out = (key & np.uint64((1 << col_bits) - 1)).astype(np.int64)
         key >>= np.uint64(32 + col_bits)
         return key.astype(np.int64), col_out
-    order = np.lexsort((vals, row))  # stable: ties keep the ascending-column input order
+    order = np.lexsort((col, vals, row))
     return row[order], col[order]
 
 

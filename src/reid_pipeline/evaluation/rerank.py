@@ -31,124 +31,18 @@ import numpy as np
 
 from reid_pipeline.evaluation.distance import (
     DEFAULT_GEMM_ROWS,
-    DistanceBlocks,
     Metric,
     as_features,
     check_metric,
-    common_backend,
     to_numpy,
 )
-from reid_pipeline.evaluation.kernels import stable_row_order
+from reid_pipeline.evaluation.neighbours import FeatureSource, MatrixSource, neighbours
 
-_BLOCK_ELEMENTS = 1 << 23  # distances per pass-1 block (32 MB of float32)
-_TRIPLETS = 1 << 24  # Jaccard (row, column, min) triplets per query block
+_BLOCK_ELEMENTS = 1 << 25  # distances per pass-1 block of columns (read as views)
+_TRIPLETS = 1 << 22  # Jaccard (row, column, min) triplets per query block (~170 MB)
 
 
 # --------------------------------------------------------------------------- distance sources
-
-
-class _MatrixSource:
-    """Rows of ``M.T`` where ``M = float32(dist**2)`` of the joint (Q+G) x (Q+G) matrix."""
-
-    def __init__(self, q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray) -> None:
-        self.qg, self.qq, self.gg = q_g, q_q, g_g
-        self.nq, self.ng = q_g.shape
-        self.n = self.nq + self.ng
-        # the reference squares the concatenation, in the inputs' common dtype
-        self.dtype = np.float64 if np.result_type(q_g, q_q, g_g) == np.float64 else np.float32
-
-    def _sq(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """float32(x**2) with the square taken in the inputs' common dtype (as the reference)."""
-        x = np.asarray(x, dtype=self.dtype)
-        if self.dtype == np.float32:
-            return np.square(x, out=out)
-        if out is None:
-            return np.square(x).astype(np.float32)
-        out[...] = np.square(x)
-        return out
-
-    def columns(self, lo: int, hi: int) -> np.ndarray:
-        """``M[:, lo:hi].T`` as a (hi-lo, N) float32 array."""
-        nq = self.nq
-        out = np.empty((hi - lo, self.n), dtype=np.float32)
-        q_lo, q_hi = min(lo, nq), min(hi, nq)
-        nb = q_hi - q_lo
-        if nb > 0:  # query columns: [q_q[:, i]; q_g[i, :]]
-            self._sq(self.qq[:, q_lo:q_hi].T, out[:nb, :nq])
-            self._sq(self.qg[q_lo:q_hi], out[:nb, nq:])
-        g_lo, g_hi = max(lo, nq) - nq, max(hi, nq) - nq
-        if g_hi > g_lo:  # gallery columns: [q_g[:, s]; g_g[:, s]]
-            self._sq(self.qg[:, g_lo:g_hi].T, out[nb:, :nq])
-            self._sq(self.gg[:, g_lo:g_hi].T, out[nb:, nq:])
-        return out
-
-    def pairs(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
-        """``M[row, col]`` elementwise."""
-        nq = self.nq
-        out = np.empty(len(col), dtype=self.dtype)
-        cq, rq = col < nq, row < nq
-        for cmask, rmask, get in (
-            (cq, rq, lambda r, c: self.qq[r, c]),
-            (~cq, rq, lambda r, c: self.qg[r, c - nq]),
-            (cq, ~rq, lambda r, c: self.qg[c, r - nq]),
-            (~cq, ~rq, lambda r, c: self.gg[r - nq, c - nq]),
-        ):
-            m = cmask & rmask
-            out[m] = get(row[m], col[m])
-        return self._sq(out)
-
-    def query_gallery(self, lo: int, hi: int) -> np.ndarray:
-        """``M[Q:, lo:hi].T`` for query columns: (hi-lo, G) float32."""
-        return self._sq(self.qg[lo:hi])
-
-
-class _FeatureSource:
-    """The same rows computed from features, ``dist = pairwise_distance(., ., metric)`` on the
-    joint (q; g) set, without concatenating (copying) the features."""
-
-    def __init__(self, q: Any, g: Any, metric: str) -> None:
-        q, g = common_backend(q, g)
-        self.nq, self.ng = q.shape[0], g.shape[0]
-        self.n = self.nq + self.ng
-        self.parts = {
-            (a, b): DistanceBlocks(x, y, metric)
-            for a, x in (("q", q), ("g", g))
-            for b, y in (("q", q), ("g", g))
-        }
-
-    def _split(self, lo: int, hi: int) -> list[tuple[str, int, int, int]]:
-        """(part, local lo, local hi, output offset) of joint rows lo..hi."""
-        out = []
-        if lo < self.nq:
-            out.append(("q", lo, min(hi, self.nq), 0))
-        if hi > self.nq:
-            start = max(lo, self.nq)
-            out.append(("g", start - self.nq, hi - self.nq, start - lo))
-        return out
-
-    def columns(self, lo: int, hi: int) -> np.ndarray:
-        out = np.empty((hi - lo, self.n), dtype=np.float32)
-        for part, a, b, off in self._split(lo, hi):
-            rows = slice(off, off + b - a)
-            out[rows, : self.nq] = np.square(self.parts[part, "q"].block(a, b))
-            out[rows, self.nq :] = np.square(self.parts[part, "g"].block(a, b))
-        return out
-
-    def pairs(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
-        """``M[row, col]`` = squared distance of joint images ``col`` and ``row``."""
-        out = np.empty(len(col), dtype=np.float32)
-        for a, ca in (("q", col < self.nq), ("g", col >= self.nq)):
-            for b, rb in (("q", row < self.nq), ("g", row >= self.nq)):
-                m = np.flatnonzero(ca & rb)
-                i = col[m] - (0 if a == "q" else self.nq)
-                j = row[m] - (0 if b == "q" else self.nq)
-                for s in range(0, len(m), 1 << 16):
-                    sl = slice(s, s + (1 << 16))
-                    out[m[sl]] = np.square(self.parts[a, b].pairs(i[sl], j[sl]))
-        return out
-
-    def query_gallery(self, lo: int, hi: int) -> np.ndarray:
-        return np.square(self.parts["q", "g"].block(lo, hi)).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- sparse helpers
@@ -180,41 +74,6 @@ def _segment_sums(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def topk_scaled(m: np.ndarray, scale: np.ndarray, k: int) -> np.ndarray:
-    """Columns of the ``k`` smallest entries of each row of ``m / scale[:, None]`` (float32), in
-    stable-argsort order, without dividing the whole block.
-
-    The division is monotone, so every entry of the top-k of ``m / scale`` lies at or below
-    ``m``'s own k-th smallest value - up to float32 rounding, which can merge values less than
-    2**-20 apart (relative) or below 2**-125 * scale (subnormal quotients): the threshold adds
-    that margin, the few entries under it are divided and sorted by (quotient, column).
-    """
-    b, n = m.shape
-    if k >= n:
-        return np.argsort(m / scale[:, None], axis=1, kind="stable")
-    step = max(1, n // (64 * k))
-    if step == 1:
-        kth = np.partition(m, k - 1, axis=1)[:, k - 1]
-    else:  # a sampled quantile aiming at ~3k entries below it; exact fallback where short
-        sample = m[:, ::step]
-        j = min(sample.shape[1], max(1, int(np.ceil(3.0 * k * sample.shape[1] / n))))
-        kth = np.partition(sample, j - 1, axis=1)[:, j - 1]
-    thr = np.maximum(kth * np.float32(1 + 2**-20), scale * np.float32(2**-125))
-    mask = m <= thr[:, None]
-    short = np.flatnonzero(np.count_nonzero(mask, axis=1) < k)
-    if len(short):
-        kth = np.partition(m[short], k - 1, axis=1)[:, k - 1]
-        thr[short] = np.maximum(kth * np.float32(1 + 2**-20), scale[short] * np.float32(2**-125))
-        mask[short] = m[short] <= thr[short, None]
-    flat = np.flatnonzero(mask)
-    del mask
-    row = flat // n
-    quotient = m.reshape(-1)[flat] / scale[row]
-    row, col = stable_row_order(row, flat - row * n, quotient, int(n - 1).bit_length())
-    counts = np.bincount(row, minlength=b)
-    return col[(np.cumsum(counts) - counts)[:, None] + np.arange(k)]
-
-
 # --------------------------------------------------------------------------- the algorithm
 
 
@@ -227,29 +86,6 @@ def _check_params(k1: Any, k2: Any, lambda_value: Any) -> tuple[int, int, float]
     if not 0.0 <= float(lambda_value) <= 1.0:
         raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
     return int(k1), int(k2), float(lambda_value)
-
-
-def _neighbours(source: Any, width: int, block_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 1: stable top-``width`` of every row of ``original_dist`` and the column maxima."""
-    n = source.n
-    ranks = np.empty((n, width), dtype=np.int64)
-    colmax = np.empty(n, dtype=np.float32)
-    for lo in range(0, n, block_rows):
-        hi = min(lo + block_rows, n)
-        m = source.columns(lo, hi)  # (B, N) squared distances, row i = column i of M
-        top = m.max(axis=1)  # NaN propagates; squares cannot be -inf
-        if not np.all(np.isfinite(top)):
-            bad = lo + int(np.flatnonzero(~np.isfinite(top))[0])
-            raise ValueError(f"distances contain NaN or infinite values (image {bad} of q+g)")
-        if np.any(top <= 0):
-            bad = lo + int(np.flatnonzero(top <= 0)[0])
-            raise ValueError(
-                f"image {bad} of q+g is at distance 0 from every image; re-ranking normalises "
-                "each row by its maximum and needs a positive one"
-            )
-        ranks[lo:hi] = topk_scaled(m, top, width)  # original_dist = m / top (float32)
-        colmax[lo:hi] = top
-    return ranks, colmax
 
 
 def _reverse(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -345,8 +181,8 @@ def _re_ranked_blocks(
     source: Any, k1: int, k2: int, lambda_value: float
 ) -> Iterator[tuple[int, np.ndarray]]:
     n, nq, ng = source.n, source.nq, source.ng
-    block_rows = max(1, min(4096, _BLOCK_ELEMENTS // n))
-    ranks, colmax = _neighbours(source, min(max(k1 + 1, k2), n), block_rows)
+    block_cols = max(1, min(4096, _BLOCK_ELEMENTS // n))
+    ranks, colmax = neighbours(source, min(max(k1 + 1, k2), n), block_cols)
     v = _expansion(source, ranks, colmax, k1, max(1, min(2048, (1 << 24) // n)))
     if k2 != 1:
         v = _query_expansion(v, ranks, min(k2, n), 2048)
@@ -374,11 +210,19 @@ def _re_ranked_blocks(
         mins = np.minimum(val[t_owner], inv_vals[j])
         temp_min = np.bincount(
             owner[t_owner] * ng + inv_rows[j], weights=mins, minlength=(hi - lo) * ng
-        )
-        temp_min = temp_min.astype(np.float32).reshape(hi - lo, ng)
-        jaccard = 1 - temp_min / (2.0 - temp_min)
-        original = source.query_gallery(lo, hi) / colmax[lo:hi, None]
-        yield lo, jaccard * (1 - lambda_value) + original * lambda_value
+        )  # sum_k min(V_ik, V_jk); the reference accumulates it in float32
+        touched = np.flatnonzero(temp_min)  # elsewhere the Jaccard distance is exactly 1
+        shared = temp_min[touched].astype(np.float32)
+        jaccard = 1 - shared / (2.0 - shared)
+        # final = jaccard * (1 - lambda) + original_dist * lambda, in float32 as the reference
+        out = source.query_gallery(lo, hi)
+        out /= colmax[lo:hi, None]  # original_dist
+        flat = out.reshape(-1)
+        original = flat[touched]
+        out *= np.float32(lambda_value)
+        out += np.float32(1.0) * np.float32(1 - lambda_value)
+        flat[touched] = jaccard * np.float32(1 - lambda_value) + original * np.float32(lambda_value)
+        yield lo, out
         lo = hi
 
 
@@ -415,7 +259,7 @@ def re_ranking(  # noqa: PLR0917 - the standard implementation's positional sign
     if g_g.shape != (ng, ng):
         raise ValueError(f"g_g_dist must be ({ng}, {ng}) for {ng} gallery items, got {g_g.shape}")
     out = np.empty((nq, ng), dtype=np.float32)
-    for lo, block in _re_ranked_blocks(_MatrixSource(q_g, q_q, g_g), k1, k2, lambda_value):
+    for lo, block in _re_ranked_blocks(MatrixSource(q_g, q_q, g_g), k1, k2, lambda_value):
         out[lo : lo + len(block)] = block
     return out
 
@@ -452,7 +296,7 @@ def iter_re_ranked(
             f"q_feats and g_feats must have the same feature dimension, got "
             f"{q.shape[1]} and {g.shape[1]}"
         )
-    yield from _re_ranked_blocks(_FeatureSource(q, g, metric), k1, k2, lambda_value)
+    yield from _re_ranked_blocks(FeatureSource(q, g, metric), k1, k2, lambda_value)
 
 
 def re_ranking_from_features(
