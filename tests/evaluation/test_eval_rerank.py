@@ -102,6 +102,19 @@ def test_asymmetric_inputs_follow_the_column_normalisation() -> None:
     np.testing.assert_allclose(re_ranking(q_g, q_q, g_g, 6, 3, 0.3), expected, atol=1e-5)
 
 
+def test_negative_distances_are_squared_and_inputs_left_untouched() -> None:
+    q, g = _problem(8, 50, seed=4)
+    q_g, q_q, g_g = _dists(q, g, "cosine")
+    rng = np.random.default_rng(2)
+    flip = rng.random(g_g.shape) < 0.2
+    g_g = np.where(flip, -g_g, g_g)  # the square (the reference's) forgets the sign
+    copies = [a.copy() for a in (q_g, q_q, g_g)]
+    expected = straightforward_rerank(q_g, q_q, g_g, 6, 3, 0.3)
+    np.testing.assert_allclose(re_ranking(q_g, q_q, g_g, 6, 3, 0.3), expected, atol=1e-5)
+    for before, after in zip(copies, (q_g, q_q, g_g), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_float64_and_torch_inputs() -> None:
     q, g = _problem(6, 30, seed=2)
     q_g, q_q, g_g = (d.astype(np.float64) for d in _dists(q, g))

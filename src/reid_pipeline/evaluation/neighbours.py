@@ -34,6 +34,8 @@ _TINY = 2.0**-124
 class MatrixSource:
     """The joint matrix ``[[q_q, q_g], [q_g.T, g_g]]`` given as its three blocks."""
 
+    owns_pieces = False  # column pieces are views of the caller's arrays
+
     def __init__(self, q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray) -> None:
         self.qg, self.qq, self.gg = q_g, q_q, g_g
         self.nq, self.ng = q_g.shape
@@ -76,6 +78,8 @@ class MatrixSource:
 class FeatureSource:
     """The same matrix computed from features: ``d = pairwise_distance(., ., metric)`` on the
     joint (q; g) set, without concatenating (copying) the features."""
+
+    owns_pieces = True  # column pieces are fresh GEMM outputs
 
     def __init__(self, q: Any, g: Any, metric: str) -> None:
         q, g = common_backend(q, g)
@@ -151,8 +155,9 @@ def topk_block(source: Any, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.nd
         raise ValueError(
             f"distances contain NaN or infinite values (image {lo + int(np.argmax(bad))} of q+g)"
         )
-    if np.any(bottoms < 0):  # squares order by |d|
-        pieces = [(off, np.abs(p)) for off, p in pieces]
+    if np.any(bottoms < 0):  # squares order by |d| (cosine distances can round below 0)
+        out = source.owns_pieces  # fresh GEMM output can be overwritten, the caller's cannot
+        pieces = [(off, np.abs(p, out=p if out else None)) for off, p in pieces]
         tops = np.maximum(tops, -bottoms)
     colmax = source.square(tops)
     if not np.all(np.isfinite(colmax)) or np.any(colmax <= 0):
