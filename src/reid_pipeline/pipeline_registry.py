@@ -1,4 +1,6 @@
-"""Project pipelines: every folder under ``pipelines/`` defines ``create_pipeline``."""
+"""Project pipelines: every folder under ``pipelines/`` (``generate_synthetic``, ``ingest``,
+``report`` and one ``train_<arch>`` per architecture, each a namespaced copy of the shared
+template). Kedro 1.7 imports only the folders a run asks for."""
 
 from __future__ import annotations
 

@@ -13,4 +13,6 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # an environment (e.g. conf/market1501) overrides single keys, not whole top-level blocks
+    "merge_strategy": {"parameters": "soft", "globals": "soft"},
 }

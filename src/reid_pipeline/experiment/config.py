@@ -124,7 +124,7 @@ def parse_config(params: Mapping[str, Any], *, name: str = "experiment") -> Expe
         raise ConfigError(f"{name}: missing key(s) {missing}")
 
     dataset = _mapping(f"{name}.dataset", params["dataset"])
-    _unknown(f"{name}.dataset", dataset, {"name", "root", "options", "synthetic"})
+    _unknown(f"{name}.dataset", dataset, {"name", "root", "options", "synthetic", "protocol"})
     for key in ("name", "root"):
         if not isinstance(dataset.get(key), str):
             raise ConfigError(f"{name}.dataset.{key}: expected a string, got {dataset.get(key)!r}")

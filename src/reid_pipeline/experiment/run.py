@@ -17,7 +17,7 @@ from reid_pipeline.data.records import Record
 from reid_pipeline.data.samplers import CrossModalitySampler, PKSampler
 from reid_pipeline.data.torch_dataset import ManifestDataset, build_loader
 from reid_pipeline.data.transforms import build_transforms_by_modality, eval_transform
-from reid_pipeline.engine import Features, extract_features, fit
+from reid_pipeline.engine import Features, extract_features, fit, get_rank, get_world_size
 from reid_pipeline.evaluation import evaluate_from_features
 from reid_pipeline.experiment.config import ConfigError, ExperimentConfig, check_against_data
 from reid_pipeline.losses import build_criterion
@@ -147,12 +147,14 @@ def train_from_records(
         config.augmentation, height=config.height, width=config.width, seed=config.seed
     )
     dataset = ManifestDataset(fit_records, transforms, seed=config.seed)
+    # under torchrun every rank samples a disjoint share of each epoch's batches
+    shard = {"num_replicas": get_world_size(), "rank": get_rank()}
     if cross:
         sampler: Any = CrossModalitySampler(
-            pids, modality, p=config.p, k=config.k, seed=config.seed
+            pids, modality, p=config.p, k=config.k, seed=config.seed, **shard
         )
     else:
-        sampler = PKSampler(pids, p=config.p, k=config.k, seed=config.seed)
+        sampler = PKSampler(pids, p=config.p, k=config.k, seed=config.seed, **shard)
     loader = build_loader(
         dataset,
         batch_size=sampler.batch_size,

@@ -17,7 +17,7 @@ from reid_pipeline.data.synthetic import resolve_options
 
 logger = logging.getLogger(__name__)
 
-_DATASET_KEYS = {"name", "root", "options", "synthetic"}
+_DATASET_KEYS = {"name", "root", "options", "synthetic", "protocol"}  # protocol: for evaluation
 
 
 def _relative(records: list[Record]) -> list[Record]:

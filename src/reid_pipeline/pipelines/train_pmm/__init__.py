@@ -1,0 +1,10 @@
+"""``train_pmm``: the shared train template under the ``pmm`` namespace
+(see ``reid_pipeline.train_template``; parameters in conf/base/parameters_train_pmm.yml)."""
+
+from kedro.pipeline import Pipeline
+
+from reid_pipeline.train_template import create_train_pipeline
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    return create_train_pipeline("pmm")
