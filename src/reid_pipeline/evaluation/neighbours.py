@@ -12,9 +12,10 @@ first ``k = max(k1 + 1, k2)`` entries of each row are ever read, so here each bl
 The top-k is selected on the distances themselves: ``f(|d|) = float32(float32(d**2) / colmax)`` is
 monotone, so the k smallest entries of ``original_dist`` lie at or below the k-th smallest ``|d|``
 - up to float32 rounding, which can merge values less than 2**-20 apart (relative) or below
-2**-125 * colmax: the threshold carries that margin. A sampled quantile gives the threshold in one
-cheap pass (exact fallback where fewer than k entries fall under it); the few entries under it are
-squared, divided and sorted by (quotient, row) - the reference's values, in stable-argsort order.
+2**-124 * colmax: the threshold carries that margin. The threshold itself is the k-th smallest of
+~4k interleaved group minima (an upper bound of the k-th smallest entry, found with one reduction
+pass); the few entries under it are squared, divided and sorted by (quotient, row) - the
+reference's values, in stable-argsort order.
 """
 
 from __future__ import annotations
@@ -129,6 +130,14 @@ def _column_kth(pieces: list[np.ndarray], j: int) -> np.ndarray:
     return np.partition(stacked, j - 1, axis=1)[:, j - 1]
 
 
+def _group_minima(p: np.ndarray, groups: int) -> np.ndarray:
+    """Per column, the minimum of each of ``groups`` interleaved row groups (rows i, i + groups,
+    i + 2 groups, ...), plus the leftover rows as groups of one: (about ``groups``, B)."""
+    r = (len(p) // groups) * groups
+    parts = [p[:r].reshape(-1, groups, p.shape[1]).min(axis=0)] if r else []
+    return np.concatenate([*parts, p[r:]]) if r < len(p) else parts[0]
+
+
 def _under(
     pieces: list[tuple[int, np.ndarray]], thr: np.ndarray, cols: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,8 +157,10 @@ def topk_block(source: Any, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.nd
     """(ranks (B, k), colmax (B,)) of columns lo..hi: the stable top-k of ``original_dist``."""
     n, b = source.n, hi - lo
     pieces = source.column_pieces(lo, hi)
+    groups = [max(1, -(-4 * k * len(p) // n)) for _, p in pieces]  # ~4k groups in all
     tops = np.max([p.max(axis=0) for _, p in pieces], axis=0)  # NaN propagates
-    bottoms = np.min([p.min(axis=0) for _, p in pieces], axis=0)
+    minima = [_group_minima(p, gr) for (_, p), gr in zip(pieces, groups, strict=True)]
+    bottoms = np.min([m.min(axis=0) for m in minima], axis=0)
     bad = ~(np.isfinite(tops) & np.isfinite(bottoms))
     if bad.any():
         raise ValueError(
@@ -159,6 +170,7 @@ def topk_block(source: Any, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.nd
         out = source.owns_pieces  # fresh GEMM output can be overwritten, the caller's cannot
         pieces = [(off, np.abs(p, out=p if out else None)) for off, p in pieces]
         tops = np.maximum(tops, -bottoms)
+        minima = [_group_minima(p, gr) for (_, p), gr in zip(pieces, groups, strict=True)]
     colmax = source.square(tops)
     if not np.all(np.isfinite(colmax)) or np.any(colmax <= 0):
         i = lo + int(np.argmax(~np.isfinite(colmax) | (colmax <= 0)))
@@ -170,24 +182,12 @@ def topk_block(source: Any, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.nd
         full = np.concatenate([source.square(p) for _, p in pieces]) / colmax
         return np.argsort(full, axis=0, kind="stable").T, colmax
     floor = np.sqrt(colmax.astype(np.float64) * _TINY)  # |d| whose quotient may be subnormal
-    step = max(1, n // (64 * k))
-    if step == 1:
-        kth = _column_kth([p for _, p in pieces], k)
-    else:  # a sampled quantile aiming at ~3k entries below it
-        sample = [p[::step] for _, p in pieces]
-        size = sum(len(s) for s in sample)
-        kth = _column_kth(sample, min(size, max(1, int(np.ceil(3.0 * k * size / n)))))
+    # The k-th smallest of the group minima bounds the k-th smallest entry from above (k of the
+    # minima are entries at or below it) and, with ~4k interleaved groups, lets only a few dozen
+    # entries per column under it - one cheap selection, no fallback.
+    kth = _column_kth(minima, k)
     thr = np.maximum(kth.astype(np.float64) * _MARGIN, floor).astype(kth.dtype)
     row, col, val = _under(pieces, thr)
-    short = np.flatnonzero(np.bincount(col, minlength=b) < k)
-    if len(short):  # exact k-th where the sample overshot
-        kth = _column_kth([p[:, short] for _, p in pieces], k)
-        thr[short] = np.maximum(kth.astype(np.float64) * _MARGIN, floor[short])
-        keep = ~np.isin(col, short)
-        extra = _under(pieces, thr[short], short)
-        row, col, val = (
-            np.concatenate([x[keep], y]) for x, y in zip((row, col, val), extra, strict=True)
-        )
     quotient = source.square(val) / colmax[col]  # original_dist entries (float32)
     col, row = stable_row_order(col, row, quotient, int(n - 1).bit_length())
     counts = np.bincount(col, minlength=b)
