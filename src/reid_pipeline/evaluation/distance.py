@@ -9,12 +9,13 @@ Metrics (the two the field uses, plus the raw inner product some VI-ReID code ra
 - ``"inner_product"``: ``-<q, g>`` on the raw features - what DEEN's / AGW's released VI-ReID
   test scripts rank by (``eval_*(-np.matmul(q, g.T), ...)``); offered to reproduce their numbers.
 
-Backend, chosen by measurement (``benchmarks/bench_rank.py --gemm`` and ``--msmt``): numpy
-arrays go through numpy's GEMM (OpenBLAS) - on the 2-core machine torch's MKL GEMM was only ~15%
-faster on the MSMT17-shaped product (75 vs 64 GFLOP/s), while importing torch alone costs ~0.7 GB of
-resident memory, a third of P2's 2 GB budget. Torch tensors (already imported by the caller) stay
-in torch, on their device, so CUDA features use cuBLAS. Either way the distances come back as
-numpy float32 (float64 when both feature arrays are float64).
+Backend, chosen by measurement (``benchmarks/bench_rank.py --gemm`` / ``--msmt``; README there):
+on the project's 2-core machine numpy's OpenBLAS and torch's MKL float32 GEMMs ran within 15% of
+each other (177 vs 176 GFLOP/s idle, 64 vs 75 under load), while importing torch alone raised the
+process's peak RSS from 140 MB to 811 MB - a third of P2's 2 GB budget. So numpy arrays go through
+numpy and the evaluation package never imports torch on its own; torch tensors stay in torch, on
+their device (cuBLAS for CUDA features). Distances come back as numpy float32 (float64 when both
+feature arrays are float64).
 """
 
 from __future__ import annotations
