@@ -447,6 +447,8 @@ def test_a_failure_midway_leaves_no_dataset(tmp_path, monkeypatch):
         ("regdb", {"num_train_ids": 3, "num_test_ids": 5}, "splits its ids in half"),
         ("regdb", {"num_ids": 7}, "num_ids must be even"),
         ("market1501", {"jpeg_quality": 0}, "jpeg_quality must be in"),
+        ("sysu_mm01", {"num_train_ids": 9000, "num_test_ids": 1000}, "exceeds 9999"),
+        ("regdb", {"num_ids": 400, "images_per_camera": (300, 300)}, "5 digits"),
         ("market1501", {"workers": 0}, "workers must be in"),
     ],
 )

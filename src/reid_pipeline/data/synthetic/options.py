@@ -265,6 +265,21 @@ def resolve_options(
     ipc = _pair("images_per_camera", images_per_camera or base["images_per_camera"], "int", 1, 500)
     if ipc[0] > ipc[1]:
         raise ValueError(f"images_per_camera must be (min, max) with min <= max, got {ipc}")
+    extra_ids = 0
+    if layout == "dukemtmc" and num_distractors is not None:
+        extra_ids = num_distractors if isinstance(num_distractors, int) else 0
+    elif layout == "dukemtmc":
+        extra_ids = base["num_distractors"]
+    if n_train + n_test + extra_ids > 9999:
+        raise ValueError(
+            f"num_train_ids + num_test_ids{' + num_distractors' if extra_ids else ''} = "
+            f"{n_train + n_test + extra_ids} exceeds 9999: the layouts name persons with 4 digits"
+        )
+    if layout == "regdb" and (n_train + n_test) * ipc[1] > 97_000:
+        raise ValueError(
+            "regdb numbers its images with 5 digits: (num_train_ids + num_test_ids) * "
+            f"images_per_camera[1] must be <= 97000, got {(n_train + n_test) * ipc[1]}"
+        )
     size = _pair("image_size", image_size or spec.size, "int", 16, 2048)
     if size[0] < 32 or size[1] < 16:
         raise ValueError(
