@@ -300,3 +300,22 @@ def test_unknown_metric_is_named() -> None:
         evaluate_from_features(
             np.ones((2, 2)), np.ones((2, 2)), [0, 1], [0, 1], [0, 0], [1, 1], metric="manhattan"
         )
+
+
+def test_excluded_cameras_must_be_a_mapping() -> None:
+    with pytest.raises(ValueError, match="excluded_cameras must map a query camid"):
+        evaluate_rank(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, 5, excluded_cameras=[(2, 1)])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_features_give_the_cpu_numbers() -> None:
+    rng = np.random.default_rng(5)
+    q, g = rng.standard_normal((70, 32), np.float32), rng.standard_normal((400, 32), np.float32)
+    ids = (rng.integers(0, 30, 70), rng.integers(0, 30, 400), np.zeros(70), np.ones(400))
+    for rerank in (False, True):
+        cpu = evaluate_from_features(q, g, *ids, rerank=rerank)
+        gpu = evaluate_from_features(torch.from_numpy(q).cuda(), torch.from_numpy(g).cuda(), *ids,
+                                     rerank=rerank)  # fmt: skip
+        np.testing.assert_allclose(gpu.all_AP, cpu.all_AP, atol=1e-5)
+        np.testing.assert_allclose(gpu.cmc, cpu.cmc, atol=1e-2)
