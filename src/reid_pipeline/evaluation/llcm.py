@@ -114,7 +114,9 @@ def evaluate_llcm(
             "LLCM query records must be near-infrared (modality 1) and gallery records visible "
             "(modality 0), as the llcm loader returns them"
         )
-    test_ids = info.get("test_ids") or sorted(set(nir.pids.tolist()) | set(vis.pids.tolist()))
+    test_ids = info.get("test_ids")
+    if test_ids is None or len(test_ids) == 0:  # the loader's list; else every pid present
+        test_ids = sorted(set(nir.pids.tolist()) | set(vis.pids.tolist()))
     all_nir, all_vis = np.arange(len(nir)), np.arange(len(vis))
     rules = {"excluded": "same pid and same camera number", "cmc": "unique identity"}
     settings = {}

@@ -200,7 +200,9 @@ def evaluate_sysu_mm01(
         raise ValueError(
             "SYSU-MM01 gallery records must be visible: cam1, 2, 4, 5 (camid 0, 1, 3, 4)"
         )
-    test_ids = info.get("test_ids") or sorted(set(q.pids.tolist()) | set(g.pids.tolist()))
+    test_ids = info.get("test_ids")
+    if test_ids is None or len(test_ids) == 0:  # the loader's list; else every pid present
+        test_ids = sorted(set(q.pids.tolist()) | set(g.pids.tolist()))
     perm = None
     if sampler == "official":
         if perm_path is None and info.get("dataset_dir"):
