@@ -26,6 +26,10 @@ from reid_pipeline.models import create_model, model_options
 logger = logging.getLogger(__name__)
 
 
+#: the dataset formats whose training data has both modalities
+VISIBLE_INFRARED = ("sysu_mm01", "regdb", "llcm")
+
+
 def is_cross_modality(records: Sequence[Record]) -> bool:
     return any(r.modality for r in records)
 
@@ -103,6 +107,22 @@ def embed_records(
         precision=config.fit.get("precision", "auto"),
         progress=progress,
     )
+
+
+def dry_run(config: ExperimentConfig, *, cross_modality: bool) -> None:
+    """Build the configured model (random weights, 2 classes) and run one training forward at
+    the configured input size, so options that do not fit the input (e.g. more parts than
+    feature-map rows) fail before any data is read or trained."""
+    kwargs = {**config.model_kwargs, "pretrained": False}
+    model = build_model(
+        config.model_name, num_classes=2, kwargs=kwargs, cross_modality=cross_modality
+    )
+    try:
+        _feature_dims(model, config, cross_modality)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"{config.name}.model does not run at input {config.height}x{config.width}: {exc}"
+        ) from None
 
 
 def _feature_dims(model: nn.Module, config: ExperimentConfig, cross: bool) -> list[int]:

@@ -20,6 +20,8 @@ from reid_pipeline.evaluation import evaluate_protocol
 from reid_pipeline.experiment import ExperimentConfig, embed_records, parse_config
 from reid_pipeline.experiment.run import (
     HEADLINE_KEYS,
+    VISIBLE_INFRARED,
+    dry_run,
     headline,
     is_cross_modality,
     rebuild_model,
@@ -40,6 +42,7 @@ def _config(config: dict[str, Any]) -> ExperimentConfig:
 def check_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate the architecture's parameters before anything is read or trained."""
     config = parse_config(params, name=params.get("model", {}).get("name", "experiment"))
+    dry_run(config, cross_modality=config.dataset["name"] in VISIBLE_INFRARED)
     return asdict(config), config.dataset
 
 
