@@ -216,3 +216,26 @@ def test_a_camera_place_is_shared_between_sensors():
     assert vis.sensor != nir.sensor
     with pytest.raises(ValueError, match="sensor"):
         make_camera(0, 1, 1, sensor="xray")
+
+
+def test_near_infrared_follows_luminance_never_hue():
+    """Near-IR reflectance depends on a fabric's luminance and dye, not on its hue: two colours
+    of equal luma give the same NIR image, a much brighter fabric a different one."""
+    ident = _identity(backpack=None, shoulder_bag=None, handheld=None, logo=None)
+    top = dataclasses.replace(ident.upper, pattern="plain", nir_dye=0.0)
+
+    def with_top(colour):
+        return dataclasses.replace(ident, upper=dataclasses.replace(top, colour=colour))
+
+    luma = (0.299, 0.587, 0.114)
+    red = (0.6, 0.2, 0.2)
+    level = float(np.dot(luma, red))
+    green = (0.2, (level - 0.299 * 0.2 - 0.114 * 0.2) / 0.587, 0.2)  # same luma, other hue
+    assert float(np.dot(luma, green)) == pytest.approx(level, abs=1e-12)
+    cam = make_camera(0, 1, 3, sensor="nir")
+
+    def nir(colour):
+        return render_image(with_top(colour), _scene(), cam, (128, 64))
+
+    assert np.array_equal(nir(red), nir(green))
+    assert not np.array_equal(nir(red), nir((0.95, 0.95, 0.95)))

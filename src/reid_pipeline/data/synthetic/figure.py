@@ -9,7 +9,8 @@ legs in stride and one arm in front of the body.
 
 Every primitive carries a visible colour and an infrared level (raster.Paint). IR levels come from
 the identity's materials (clothing), body heat (skin: bright in thermal, moderately bright in
-near-IR) and ambient temperature (carried items, shoes), never from hue.
+near-IR) and ambient temperature (carried items, shoes), never from hue; in near-IR a fabric's
+reflectance also follows its dye (partly the visible luminance, see ``ink_ir``).
 """
 
 from __future__ import annotations
@@ -35,19 +36,40 @@ def unit(value: float) -> float:
     return min(max(float(value), 0.0), 1.0)
 
 
-def _garment_paint(g: Garment, ir: float, hp: float, origin: tuple[float, float]) -> Paint:
+def _garment_paint(
+    g: Garment, ir: tuple[float, float], hp: float, origin: tuple[float, float]
+) -> Paint:
     pattern = g.pattern if g.pattern in ("hstripes", "vstripes", "checks") else "plain"
     period = max(g.period * hp, 2.0)
-    return Paint(g.colour, ir, pattern, g.colour2, unit(ir + g.ir_delta), period, origin)
+    return Paint(g.colour, ir[0], pattern, g.colour2, ir[1], period, origin)
 
 
-def ir_levels(ident: Identity, sensor: str) -> tuple[float, float, float, float, float]:
-    """(skin, hair, upper, lower, bag) infrared levels for a thermal or near-IR sensor."""
-    up, lo = MATERIALS[ident.upper.material], MATERIALS[ident.lower.material]
-    if sensor == "nir":  # reflected near-IR: skin moderately bright, fabrics by reflectance
-        return 0.45 + 0.9 * (ident.skin_ir - 0.8), ident.hair_ir * 0.8, up, lo, ident.bag_ir + 0.1
-    # thermal: body heat through the fabric, skin brightest, carried items at ambient
-    return ident.skin_ir, ident.hair_ir, 0.3 + 0.5 * up, 0.28 + 0.5 * lo, ident.bag_ir
+def _luma(c: RGB) -> float:
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+
+
+def ink_ir(g: Garment, colour: RGB, sensor: str, delta: float = 1.0) -> float:
+    """IR level of ``colour`` printed on garment ``g``. Thermal: emission of the material (+ body
+    heat), an ink differing by ``delta * ir_delta``. Near-IR: reflectance of material and dye -
+    partly the visible luminance, partly a dye-specific brightness; never the hue."""
+    material = MATERIALS[g.material]
+    if sensor == "nir":
+        dye = g.nir_dye * 0.85 + (1.0 - g.nir_dye) * _luma(colour)
+        return unit(0.35 * material + 0.65 * dye)
+    base = 0.3 + 0.5 * material
+    return unit(base + delta * g.ir_delta)
+
+
+def garment_ir(g: Garment, sensor: str) -> tuple[float, float]:
+    """IR levels of a garment's two tones (see ``ink_ir``)."""
+    return ink_ir(g, g.colour, sensor, 0.0), ink_ir(g, g.colour2, sensor)
+
+
+def ir_levels(ident: Identity, sensor: str) -> tuple[float, float, float]:
+    """(skin, hair, carried items) infrared levels for a thermal or near-IR sensor."""
+    if sensor == "nir":  # reflected near-IR: skin moderately bright
+        return 0.45 + 0.9 * (ident.skin_ir - 0.8), ident.hair_ir * 0.8, ident.bag_ir + 0.1
+    return ident.skin_ir, ident.hair_ir, ident.bag_ir  # thermal: skin hottest, items ambient
 
 
 class _Figure:
@@ -55,7 +77,9 @@ class _Figure:
 
     def __init__(self, ident: Identity, *, cx: float, foot: float, hp: float, sensor: str):
         self.ident, self.cx, self.foot, self.hp = ident, cx, foot, hp
-        skin_ir, hair_ir, self.up_ir, lo_ir, self.bag_ir = ir_levels(ident, sensor)
+        skin_ir, hair_ir, self.bag_ir = ir_levels(ident, sensor)
+        up_ir, lo_ir = garment_ir(ident.upper, sensor), garment_ir(ident.lower, sensor)
+        self.sensor = sensor
         self.r = ident.head * hp  # head radius
         self.rx = 0.88 * self.r
         self.head_cy = foot - hp + 1.05 * self.r
@@ -66,7 +90,7 @@ class _Figure:
         self.arm_r, self.leg_r0, self.leg_r1 = 0.03 * hp, 0.05 * hp, 0.031 * hp
         self.skin = Paint(ident.skin, skin_ir)
         self.hair = Paint(ident.hair, hair_ir)
-        self.top = _garment_paint(ident.upper, self.up_ir, hp, (cx, self.y_sh))
+        self.top = _garment_paint(ident.upper, up_ir, hp, (cx, self.y_sh))
         self.bottom = _garment_paint(ident.lower, lo_ir, hp, (cx, self.y_hip))
         self.shoes = Paint(ident.shoes, _SHOE_IR)
         self.ops: list[Op] = []
@@ -150,7 +174,7 @@ class _Figure:
         assert self.ident.logo is not None
         shape, colour, size, _ = self.ident.logo
         s = size * self.hp / 2
-        paint = Paint(colour, unit(self.up_ir + 0.6 * self.ident.upper.ir_delta))
+        paint = Paint(colour, ink_ir(self.ident.upper, colour, self.sensor, 0.6))
         if shape == "circle":
             self.add(Ellipse(x, y, s, s), paint)
         elif shape == "square":
@@ -177,7 +201,7 @@ def _front_or_back(f: _Figure, view: str, stride: float, swing_px: float) -> Non
     f.add(Capsule(cx - f.sw + a, f.y_sh + a, cx + f.sw - a, f.y_sh + a, 1.1 * a, 1.1 * a), f.top)
     if view == "front" and ident.upper.pattern == "print":
         pw, py0 = 0.55 * f.sw, f.y_sh + 0.05 * hp
-        print_paint = Paint(ident.print_colour, unit(f.up_ir + ident.upper.ir_delta))
+        print_paint = Paint(ident.print_colour, ink_ir(ident.upper, ident.print_colour, f.sensor))
         f.add(RoundRect(cx - pw, py0, cx + pw, py0 + 1.3 * pw, 0.01 * hp), print_paint)
         f.add(Ellipse(cx, py0 + 0.65 * pw, 0.55 * pw, 0.45 * pw), f.top)
     if view == "front" and ident.logo is not None:

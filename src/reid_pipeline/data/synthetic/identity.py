@@ -11,9 +11,12 @@ shoes, hair), as in Market-1501.
 Each identity is a pure function of ``(seed, key)``: its own ``numpy`` generator is derived from
 those two numbers, so an identity never depends on generation order or on the number of workers.
 
-Infrared: clothing gets a *material* (cotton, denim, ...) whose emission level is what an IR
-camera sees; the hue never reaches the IR image. Pattern inks differ in emissivity by a per-
-identity amount, so stripes / checks survive in IR while their colours do not.
+Infrared: clothing gets a *material* (cotton, denim, ...) whose emission level is what a thermal
+camera sees; the hue never reaches an IR image. Pattern inks differ in emissivity by a per-
+identity amount, so stripes / checks survive in IR while their colours do not. Near-IR
+(reflected light) also depends on the dye: ``nir_dye`` mixes a luminance-following reflectance
+with a dye that is transparent (bright) in near-IR, so visible luminance - never hue - is
+partly predictive in near-IR, as in real NIR crops (white shirts bright, some black ones too).
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ class Garment:
     period: float  # pattern period as a fraction of the person's height
     material: str
     ir_delta: float  # emission difference of the second pattern tone (IR texture)
+    nir_dye: (
+        float  # 0..1: how near-IR-transparent the dye is (1: bright in NIR whatever its colour)
+    )
     kind: str  # upper: long_sleeve | short_sleeve; lower: trousers | shorts | skirt
 
 
@@ -222,6 +228,7 @@ def _garment(rng: np.random.Generator, *, upper: bool, gender: str, sharing: flo
         period=float(rng.uniform(0.035, 0.075)),
         material=material,
         ir_delta=_one_of(rng, (-1.0, 1.0)) * float(rng.uniform(0.10, 0.22)),
+        nir_dye=float(rng.uniform(0.0, 1.0)),
         kind=kind,
     )
 
