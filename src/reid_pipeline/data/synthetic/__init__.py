@@ -32,9 +32,14 @@ Options (keyword-only; ``None`` = the preset's value; all validated with a clear
 - ``progress``: show a rich progress bar.
 
 Modules: identity.py (attributes), scene.py (cameras, per-image scenes), raster.py (numpy
-rasteriser), render.py (drawing, visible and infrared), plan.py (jobs), layouts_single.py /
-layouts_vi.py (one planner per layout), options.py (presets, validation), writer.py (atomic
-writing, workers, progress).
+rasteriser), figure.py (the pedestrian's display list), render.py (background, camera, visible
+and infrared), plan.py (jobs), layouts_single.py / layouts_vi.py (one planner per layout),
+options.py (presets, validation), writer.py (atomic writing, workers, progress).
+
+Speed (benchmarks/bench_synthetic.py, 2-core shared machine, load ~2): 128x64 Market crops take
+~2.3 ms to render and ~3.3 ms each through the whole writer including JPEG encoding and writing
+(~300 images/s, one worker); the numpy rasteriser is on par with PIL ImageDraw drawing the same
+figures (which does not anti-alias).
 """
 
 from __future__ import annotations
