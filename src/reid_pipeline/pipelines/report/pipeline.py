@@ -1,20 +1,26 @@
-"""``report`` pipeline: metrics of every trained architecture -> table + chart."""
+"""``report`` pipeline: metrics of every trained architecture -> table + chart.
 
-from kedro.pipeline import Node, Pipeline
+The nodes live under the ``report`` namespace (one group in Kedro-Viz), so the catalog entries
+are ``report.all_metrics`` (every ``data/08_reporting/<arch>/metrics.json``), ``report.table``
+(``report.md``) and ``report.chart`` (``report.png``); the row order is ``params:report.order``.
+"""
+
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from reid_pipeline.pipelines.report.nodes import collect_metrics, render_chart, render_table
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    return Pipeline(
+    nodes = Pipeline(
         [
             Node(
                 collect_metrics,
-                ["report.all_metrics", "params:report.order"],
-                "report.results",
+                ["all_metrics", "params:order"],
+                "results",
                 name="collect_metrics",
             ),
-            Node(render_table, "report.results", "report.table", name="render_table"),
-            Node(render_chart, "report.results", "report.chart", name="render_chart"),
+            Node(render_table, "results", "table", name="render_table"),
+            Node(render_chart, "results", "chart", name="render_chart"),
         ]
     )
+    return pipeline(nodes, namespace="report")
