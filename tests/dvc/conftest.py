@@ -1,0 +1,147 @@
+"""DVC tests run ``dvc`` and ``git`` for real, in throw-away git repositories under tmp_path.
+
+``clone_project`` makes a fresh clone of the project's working-tree state (every tracked file as
+it is on disk now, plus dvc.yaml; commit-independent, no data), with the venv's ``kedro`` and
+``dvc`` first on PATH as after ``source .venv/bin/activate``.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+ARCHS = ("bot", "agw", "dimn", "pmm", "fienet", "wrimnet")
+
+
+def tool_env() -> dict[str, str]:
+    """The environment of an activated venv, without telemetry or analytics, with a git
+    identity (experiments are commits)."""
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        VIRTUAL_ENV=str(VENV_BIN.parent),
+        KEDRO_DISABLE_TELEMETRY="true",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="reid tests",
+        GIT_AUTHOR_EMAIL="tests@reid.invalid",
+        GIT_COMMITTER_NAME="reid tests",
+        GIT_COMMITTER_EMAIL="tests@reid.invalid",
+        NO_ALBUMENTATIONS_UPDATE="1",
+        MPLBACKEND="Agg",
+        COLUMNS="400",  # wide enough that `dvc metrics show` never elides a column
+    )
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]], cwd: Path, *, timeout: float = 300, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; with ``ok`` a non-zero exit fails the test with the command's output."""
+    done = subprocess.run(
+        [os.fspath(a) for a in args],
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if ok and done.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(map(str, args))}` exited {done.returncode}\n"
+            f"--- stdout (tail)\n{done.stdout[-6000:]}\n--- stderr (tail)\n{done.stderr[-6000:]}"
+        )
+    return done
+
+
+def dvc(*args: str, cwd: Path, timeout: float = 300, ok: bool = True) -> str:
+    """``dvc ARGS`` in ``cwd``; stdout (+ stderr) as text."""
+    done = run([VENV_BIN / "dvc", *args], cwd, timeout=timeout, ok=ok)
+    return done.stdout + done.stderr
+
+
+def git(*args: str, cwd: Path) -> str:
+    return run(["git", *args], cwd).stdout
+
+
+def project_files() -> list[str]:
+    """The project's tracked files that exist in the working tree, plus dvc.yaml."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    files = {f for f in listed.split("\0") if f and (ROOT / f).is_file()}
+    files.add("dvc.yaml")
+    return sorted(files)
+
+
+def clone_project(dest: Path, *, files: Iterable[str] | None = None) -> Path:
+    """A git repository at ``dest`` holding the project's files, committed once."""
+    dest.mkdir(parents=True)
+    for rel in files if files is not None else project_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    git("init", "-q", "-b", "main", cwd=dest)
+    git("add", "-A", cwd=dest)
+    git("commit", "-q", "-m", "project snapshot", cwd=dest)
+    return dest
+
+
+def assert_same_bytes(expected: Path, actual: Path) -> int:
+    """``actual`` holds exactly the files of ``expected`` (a file or a folder), byte for byte;
+    returns the number of files compared."""
+    if expected.is_file():
+        assert actual.is_file(), f"{actual} is missing"
+        assert filecmp.cmp(expected, actual, shallow=False), f"{actual} differs from {expected}"
+        return 1
+    want = sorted(p.relative_to(expected) for p in expected.rglob("*") if p.is_file())
+    have = sorted(p.relative_to(actual) for p in actual.rglob("*") if p.is_file())
+    assert have == want, f"{actual}: other files than {expected}"
+    for rel in want:
+        assert filecmp.cmp(expected / rel, actual / rel, shallow=False), f"{actual / rel} differs"
+    return len(want)
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dump_yaml(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def restrict_to(dvc_yaml: Path, archs: Sequence[str]) -> None:
+    """Keep only ``archs`` in the train foreach, and drop the other architectures' files from
+    the report stage's deps and the top-level plots (a subset keeps the test short)."""
+    spec = load_yaml(dvc_yaml)
+    dropped = [a for a in ARCHS if a not in archs]
+
+    def other(path: str) -> bool:
+        return any(f"/{a}/" in path for a in dropped)
+
+    train = spec["stages"]["train"]
+    train["foreach"] = {k: v for k, v in train["foreach"].items() if k in archs}
+    report = spec["stages"]["report"]
+    report["deps"] = [d for d in report["deps"] if not other(d)]
+    for plot in spec.get("plots", []):
+        for props in plot.values():
+            props["y"] = {f: y for f, y in props["y"].items() if not other(f)}
+    dump_yaml(spec, dvc_yaml)
+
+
+@pytest.fixture
+def dvc_spec() -> dict[str, Any]:
+    return load_yaml(ROOT / "dvc.yaml")
