@@ -18,10 +18,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage="usage: scripts/regdb_all_trials.sh ARCH [kedro run options]  (ARCH: bot, agw, dimn, pmm, fienet, wrimnet)"
+usage="usage: scripts/regdb_all_trials.sh ARCH [kedro run options]  (ARCH: agw, fienet, wrimnet)"
 arch=${1:-}
 case "$arch" in
-  bot|agw|dimn|pmm|fienet|wrimnet) shift ;;
+  agw|fienet|wrimnet) shift ;;
+  bot|dimn|pmm)
+    # their parameters read globals.datasets.single_modality, which the regdb env leaves alone
+    echo "regdb_all_trials: $arch is a single-modality architecture; RegDB is trained by the" \
+      "visible-infrared ones: agw, fienet, wrimnet" >&2
+    exit 2 ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 for option in "$@"; do

@@ -280,7 +280,8 @@ def test_regdb_all_trials_script(tmp_path: Path) -> None:
     [
         ([], "usage: scripts/regdb_all_trials.sh ARCH"),
         (["resnet"], "usage:"),
-        (["bot", "--params=x=1"], "--params is set by the script"),
+        (["agw", "--params=x=1"], "--params is set by the script"),
+        (["dimn"], "dimn is a single-modality architecture"),
     ],
 )
 def test_regdb_all_trials_script_refuses_bad_arguments(args: list[str], message: str) -> None:
