@@ -30,7 +30,14 @@ def test_train_pipeline_end_to_end(arch: str, kedro_project: Path, run_pipeline)
         assert 0.0 <= head["R1"] <= 1.0
     settings = metrics["protocols"]["settings"]
     expected = (
-        ["all_search/single_shot", "indoor_search/single_shot"] if cross else ["single_query"]
+        [
+            "all_search/single_shot",
+            "all_search/multi_shot",
+            "indoor_search/single_shot",
+            "indoor_search/multi_shot",
+        ]
+        if cross
+        else ["single_query"]
     )
     assert list(settings) == expected
     assert metrics["trained"]["protocol"] == expected[0]
