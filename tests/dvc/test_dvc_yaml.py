@@ -119,11 +119,11 @@ def test_every_file_a_pipeline_writes_is_a_stage_output(
 def test_every_stage_output_is_written_by_its_stage(stages: dict[str, dict[str, Any]]) -> None:
     """No stale outputs: each declared path is a file the pipeline writes, a folder holding
     some, or (generate) a synthetic dataset folder."""
+    generate = load_yaml(ROOT / "conf/base/parameters_generate_synthetic.yml")
+    root = generate["generate_synthetic"]["root"]
     generated = {
-        f"data/01_raw/{resolve_options(d['layout']).folder}"
-        for d in load_yaml(ROOT / "conf/base/parameters_generate_synthetic.yml")[
-            "generate_synthetic"
-        ]["datasets"]
+        f"{root}/{resolve_options(d['layout']).folder}"
+        for d in generate["generate_synthetic"]["datasets"]
     }
     for name, stage in stages.items():
         written = _written_files(_pipeline(name))
@@ -180,7 +180,7 @@ def test_train_stages_read_their_own_dataset(
     for arch in ARCHITECTURES:
         stage = stages[f"train@{arch}"]
         dataset = base_params[arch]["dataset"]
-        folder = f"data/01_raw/{resolve_options(dataset['name']).folder}"
+        folder = f"{dataset['root']}/{resolve_options(dataset['name']).folder}"
         assert folder in stage["deps"], arch
         params = {next(iter(p)): next(iter(p.values())) for p in stage["params"]}
         assert params[f"conf/base/parameters_train_{arch}.yml"] is None  # the whole file
