@@ -1,7 +1,7 @@
 """Multi-process (DDP) training of one ``train_<arch>`` pipeline under ``torchrun``.
 
     torchrun --nproc_per_node=2 -m reid_pipeline.ddp --pipeline train_dimn [--env ENV]
-        [--params "dimn.fit.epochs=4,dimn.seed=1"]
+        [--params "dimn.cpu_synthetic.fit.epochs=4"]
 
 Rank 0 runs the pipeline up to the validation hold-out (ingestion, parameter checks); every rank
 then trains on its share of each epoch's batches (gloo on CPU, NCCL on GPUs, see
@@ -79,11 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
 
     with session() as s:
-        catalog = s.load_context().catalog
-        config_params = s.load_context().params[arch]
-    from reid_pipeline.experiment import parse_config
-
-    config: ExperimentConfig = parse_config(config_params, name=arch)
+        context = s.load_context()
+        catalog = context.catalog
+        config: ExperimentConfig = ExperimentConfig(**catalog.load(f"{arch}.experiment_config"))
     outcome = train_from_records(
         frame_to_records(catalog.load(f"{arch}.fit_manifest")),
         frame_to_records(catalog.load(f"{arch}.val_query_manifest")),

@@ -14,5 +14,5 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     # an environment (e.g. conf/market1501) overrides single keys, not whole top-level blocks
-    "merge_strategy": {"parameters": "soft", "globals": "soft"},
+    "merge_strategy": {"parameters": "soft"},
 }

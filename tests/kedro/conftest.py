@@ -26,7 +26,6 @@ LAYERS = (
 #: Overrides that make any architecture's train pipeline run in seconds on the tiny synthetic
 #: data (a few identities, 96 x 48 crops, one epoch).
 TINY: dict[str, Any] = {
-    "dataset": {"synthetic": {"preset": "tiny", "seed": 0, "progress": False}},
     "input": {"height": 96, "width": 48},
     "sampler": {"p": 2, "k": 2},
     "loader": {"num_workers": 0, "eval_batch_size": 32},
@@ -40,13 +39,19 @@ TINY_MODEL: dict[str, dict[str, Any]] = {
     "wrimnet": {"input_size": [96, 48]},
     "fienet": {"pfam_groups": 8},
 }
+#: Both datasets at the generator's tiny preset.
+TINY_DATASETS: dict[str, Any] = {
+    slot: {"synthetic": {"preset": "tiny", "seed": 0, "progress": False}}
+    for slot in ("single_modality", "cross_modality")
+}
 
 
-def tiny_params(arch: str, **extra: Any) -> dict[str, Any]:
+def tiny_params(arch: str, recipe: str = "cpu_synthetic", **extra: Any) -> dict[str, Any]:
+    """Runtime parameters for ``train_<arch>``: its ``recipe`` made tiny, the tiny datasets."""
     params = {**TINY, **extra}
     if arch in TINY_MODEL:
         params["model"] = {**TINY_MODEL[arch], **params.get("model", {})}
-    return {arch: params}
+    return {arch: {recipe: params}, "datasets": TINY_DATASETS}
 
 
 def _copy_project(dest: Path) -> Path:

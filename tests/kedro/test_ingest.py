@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from reid_pipeline.data import generate_synthetic
+from tests.kedro.conftest import TINY_DATASETS
 
 
 def test_ingest_real_environment_reads_the_download(kedro_project: Path, run_pipeline) -> None:
@@ -43,7 +44,8 @@ def test_ingest_default_generates_the_embedded_synthetic_data(
 ) -> None:
     run_pipeline(
         "ingest",
-        params={"ingest": {"dataset": {"synthetic": {"preset": "tiny", "progress": False}}}},
+        params={"datasets": TINY_DATASETS},
     )
-    assert (kedro_project / "data" / "01_raw" / "Market-1501-v15.09.15" / "query").is_dir()
+    synthetic = kedro_project / "data" / "01_raw" / "synthetic"
+    assert (synthetic / "Market-1501-v15.09.15" / "query").is_dir()
     assert (kedro_project / "data" / "05_model_input" / "ingest" / "gallery.parquet").is_file()

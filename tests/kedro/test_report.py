@@ -256,8 +256,8 @@ def test_regdb_all_trials_script(tmp_path: Path) -> None:
             "run",
             "--env=regdb",
             "--pipeline=train_fienet",
-            f"--params=fienet.dataset.options.trial={n},"
-            f"fienet.checkpoint_dir=data/06_models/fienet/regdb_trials/trial_{n}",
+            f"--params=datasets.cross_modality.options.trial={n},"
+            f"fienet.paper.checkpoint_dir=data/06_models/fienet/regdb_trials/trial_{n}",
             "--runner=SequentialRunner",
         ]
     trials_dir = project / "data" / "08_reporting" / "regdb_trials"

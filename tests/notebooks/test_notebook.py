@@ -59,7 +59,9 @@ def test_notebook_runs_after_a_tiny_train_dimn(
     with KedroSession.create(project_path=project, runtime_params=tiny_params("dimn")) as session:
         session.run(pipeline_names=["train_dimn"])
     # the visible-infrared section reads the SYSU-MM01 folder when it exists
-    generate_synthetic(project / "data" / "01_raw", "sysu_mm01", preset="tiny", progress=False)
+    generate_synthetic(
+        project / "data" / "01_raw" / "synthetic", "sysu_mm01", preset="tiny", progress=False
+    )
     (project / "notebooks").mkdir()
     shutil.copy(NOTEBOOK, project / "notebooks")
 

@@ -2,7 +2,7 @@
 embedding, protocol evaluation. The Kedro train template's nodes are thin calls into this package,
 and notebooks can use it directly."""
 
-from reid_pipeline.experiment.config import ExperimentConfig, parse_config
+from reid_pipeline.experiment.config import ExperimentConfig, parse_config, select_experiment
 from reid_pipeline.experiment.run import (
     TrainOutcome,
     build_model,
@@ -18,5 +18,6 @@ __all__ = [
     "embed_records",
     "headline",
     "parse_config",
+    "select_experiment",
     "train_from_records",
 ]

@@ -235,6 +235,35 @@ def parse_config(params: Mapping[str, Any], *, name: str = "experiment") -> Expe
     )
 
 
+def select_experiment(
+    block: Mapping[str, Any],
+    *,
+    recipe: str,
+    datasets: Mapping[str, Any],
+    protocols: Mapping[str, Any] | None = None,
+    name: str = "experiment",
+) -> dict[str, Any]:
+    """One architecture's parameters for a run: recipe ``recipe`` of its ``block`` (``<arch>:
+    {cpu_synthetic: {...}, paper: {...}}``) with ``dataset_slot`` replaced by the dataset it
+    names in ``datasets``, whose ``protocol`` becomes ``protocols[<dataset name>]``."""
+    block = _mapping(name, block)
+    if recipe not in block:
+        raise ConfigError(
+            f"recipes.{name}: no recipe {recipe!r} in the {name} parameters; expected one of "
+            f"{sorted(block)}"
+        )
+    params = _mapping(f"{name}.{recipe}", block[recipe])
+    slot = params.pop("dataset_slot", None)
+    if not isinstance(slot, str) or slot not in datasets:
+        raise ConfigError(
+            f"{name}.{recipe}.dataset_slot: expected one of {sorted(datasets)}, got {slot!r}"
+        )
+    dataset = _mapping(f"datasets.{slot}", datasets[slot])
+    protocol = dict((protocols or {}).get(dataset.get("name"), {}) or {})
+    params["dataset"] = {**dataset, "protocol": protocol}
+    return params
+
+
 def check_against_data(config: ExperimentConfig, pids: list[int], modality: list[int]) -> None:
     """The checks that need the training records: P, K and the batch against the identities."""
     cross = any(modality)

@@ -17,7 +17,12 @@ from rich.table import Table
 from reid_pipeline.data.holdout import holdout_split
 from reid_pipeline.data.records import frame_to_records, records_to_frame
 from reid_pipeline.evaluation import evaluate_protocol
-from reid_pipeline.experiment import ExperimentConfig, embed_records, parse_config
+from reid_pipeline.experiment import (
+    ExperimentConfig,
+    embed_records,
+    parse_config,
+    select_experiment,
+)
 from reid_pipeline.experiment.run import (
     HEADLINE_KEYS,
     VISIBLE_INFRARED,
@@ -39,9 +44,21 @@ def _config(config: dict[str, Any]) -> ExperimentConfig:
     return ExperimentConfig(**config)
 
 
-def check_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate the architecture's parameters before anything is read or trained."""
-    config = parse_config(params, name=params.get("model", {}).get("name", "experiment"))
+def check_parameters(
+    block: dict[str, Any],
+    recipe: str,
+    datasets: dict[str, Any],
+    protocols: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Select the recipe, then validate the parameters before anything is read or trained."""
+    name = next(
+        (r.get("model", {}).get("name") for r in block.values() if isinstance(r, dict)),
+        "experiment",
+    )
+    params = select_experiment(
+        block, recipe=recipe, datasets=datasets, protocols=protocols, name=name
+    )
+    config = parse_config(params, name=name)
     dry_run(config, cross_modality=config.dataset["name"] in VISIBLE_INFRARED)
     return asdict(config), config.dataset
 

@@ -17,7 +17,7 @@ def _template() -> Pipeline:
         [
             Node(
                 nodes.check_parameters,
-                "params:experiment",
+                ["params:experiment", "params:recipe", "params:datasets", "params:protocols"],
                 ["experiment_config", "dataset_config"],
                 name="check_parameters",
             )
@@ -107,4 +107,13 @@ def create_train_pipeline(arch: str) -> Pipeline:
     """The template under namespace ``arch``, reading the parameter block ``arch``."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHITECTURES}")
-    return pipeline(_template(), namespace=arch, parameters={"params:experiment": f"params:{arch}"})
+    return pipeline(
+        _template(),
+        namespace=arch,
+        parameters={
+            "params:experiment": f"params:{arch}",
+            "params:recipe": f"params:recipes.{arch}",
+            "params:datasets": "params:datasets",
+            "params:protocols": "params:protocols",
+        },
+    )

@@ -49,6 +49,13 @@ def ensure_synthetic(name: str, root: str, synthetic: Mapping[str, Any]) -> None
     generate_synthetic(root, name, **options)
 
 
+def select_dataset(slot: str, datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry ``slot`` (``single_modality`` / ``cross_modality``) of ``datasets``."""
+    if slot not in datasets:
+        raise ValueError(f"ingest.dataset_slot: expected one of {sorted(datasets)}, got {slot!r}")
+    return dict(datasets[slot])
+
+
 def ingest_dataset(
     dataset: Mapping[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline, pipeline
 
-from reid_pipeline.pipelines.ingest.nodes import ingest_dataset
+from reid_pipeline.pipelines.ingest.nodes import ingest_dataset, select_dataset
 
 
 def ingest_template(dataset: str = "params:dataset") -> Pipeline:
@@ -28,4 +28,18 @@ def ingest_template(dataset: str = "params:dataset") -> Pipeline:
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    return pipeline(ingest_template(), namespace="ingest")
+    select = Pipeline(
+        [
+            Node(
+                select_dataset,
+                ["params:dataset_slot", "params:datasets"],
+                "dataset_config",
+                name="select_dataset",
+            )
+        ]
+    )
+    return pipeline(
+        select + ingest_template(dataset="dataset_config"),
+        namespace="ingest",
+        parameters={"params:datasets": "params:datasets"},
+    )
