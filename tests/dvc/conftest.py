@@ -142,6 +142,40 @@ def restrict_to(dvc_yaml: Path, archs: Sequence[str]) -> None:
     dump_yaml(spec, dvc_yaml)
 
 
-@pytest.fixture
-def dvc_spec() -> dict[str, Any]:
-    return load_yaml(ROOT / "dvc.yaml")
+def vars_files(spec: dict[str, Any]) -> list[str]:
+    """The files dvc.yaml's ``vars`` read (``FILE`` or ``FILE:KEYS``)."""
+    return sorted(
+        {entry.split(":", 1)[0] for entry in spec.get("vars", []) if isinstance(entry, str)}
+    )
+
+
+def resolve_stages(
+    dest: Path, *, spec: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """dvc.yaml's stages as DVC's own parser resolves them (``foreach`` expanded to
+    ``train@<arch>``, ``vars`` and ``${item...}`` interpolated), in a DVC repository at ``dest``
+    holding dvc.yaml and the files its ``vars`` read. ``overrides``: ``{FILE: {dotted.key:
+    value}}`` applied to those copies first (as ``dvc exp run -S`` would)."""
+    from dvc.parsing import DataResolver
+    from dvc.repo import Repo
+
+    spec = load_yaml(ROOT / "dvc.yaml") if spec is None else spec
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in vars_files(spec):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    for rel, values in (overrides or {}).items():
+        data = load_yaml(dest / rel)
+        for dotted, value in values.items():
+            *head, last = dotted.split(".")
+            node = data
+            for part in head:
+                node = node[part]
+            node[last] = value
+        dump_yaml(data, dest / rel)
+    dump_yaml(spec, dest / "dvc.yaml")
+    repo = Repo.init(os.fspath(dest), no_scm=True, force=True)
+    try:
+        return DataResolver(repo, repo.root_dir, spec).resolve()["stages"]
+    finally:
+        repo.close()

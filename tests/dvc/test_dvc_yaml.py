@@ -1,11 +1,13 @@
 """dvc.yaml against the code and configuration it describes: every stage runs a registered
 pipeline, declares every file that pipeline writes, depends on what it reads (code, catalog,
-parameters, its own raw folder), and DVC itself parses the graph as intended."""
+exactly the parameter keys its pipeline reads, its own raw folder), and DVC itself parses the
+graph as intended. The stages are expanded by DVC's own parser (``foreach``, ``vars``)."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,36 +16,15 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 from kedro.pipeline import Pipeline
+from omegaconf import OmegaConf
 
 from reid_pipeline.data.synthetic import resolve_options
+from reid_pipeline.experiment import parse_config, select_experiment
 from reid_pipeline.settings import CONFIG_LOADER_ARGS
 from reid_pipeline.train_template.pipeline import ARCHITECTURES, create_train_pipeline
-from tests.dvc.conftest import ROOT, dvc, load_yaml
+from tests.dvc.conftest import ROOT, dvc, load_yaml, resolve_stages
 
 STAGE_PIPELINES = {"generate": "generate_synthetic", "ingest": "ingest", "report": "report"}
-
-
-def _interpolate(value: Any, key: str, item: dict[str, Any]) -> Any:
-    if isinstance(value, str):
-        value = value.replace("${key}", key)
-        return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), value)
-    if isinstance(value, list):
-        return [_interpolate(v, key, item) for v in value]
-    if isinstance(value, dict):
-        return {_interpolate(k, key, item): _interpolate(v, key, item) for k, v in value.items()}
-    return value
-
-
-def _stages(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Stages with ``foreach`` expanded to ``train@<arch>`` as DVC names them."""
-    out = {}
-    for name, stage in spec["stages"].items():
-        if "foreach" in stage:
-            for key, item in stage["foreach"].items():
-                out[f"{name}@{key}"] = _interpolate(stage["do"], key, item)
-        else:
-            out[name] = stage
-    return out
 
 
 def _paths(entries: list[Any]) -> list[str]:
@@ -75,8 +56,8 @@ def _written_files(pipeline: Pipeline) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def stages() -> dict[str, dict[str, Any]]:
-    return _stages(load_yaml(ROOT / "dvc.yaml"))
+def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    return resolve_stages(tmp_path_factory.mktemp("dvc"))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +75,24 @@ def test_one_train_stage_per_architecture(stages: dict[str, dict[str, Any]]) -> 
     )
 
 
-def test_commands_run_the_registered_pipelines(stages: dict[str, dict[str, Any]]) -> None:
+def _selection(arch: str, params: dict[str, Any]) -> dict[str, str]:
+    """What ``train_<arch>`` reads of the parameters it receives: the recipe
+    ``recipes.<arch>`` names, the ``datasets`` slot that recipe names, and the ``protocols``
+    entry of that dataset (``select_experiment``)."""
+    recipe = params["recipes"][arch]
+    slot = params[arch][recipe]["dataset_slot"]
+    return {"recipe": recipe, "slot": slot, "dataset": params["datasets"][slot]["name"]}
+
+
+def _runtime_params(cmd: str) -> dict[str, Any]:
+    """The ``--params`` of a stage command as ``kedro run`` parses them (nested dict)."""
+    m = re.search(r"--params=(\S+)", cmd)
+    return OmegaConf.to_container(OmegaConf.from_dotlist(m.group(1).split(","))) if m else {}
+
+
+def test_commands_run_the_registered_pipelines(
+    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
+) -> None:
     for name, stage in stages.items():
         m = re.fullmatch(r"kedro run --pipeline=(\w+)(?: --params=(\S+))?", stage["cmd"])
         assert m, f"{name}: {stage['cmd']!r} is not `kedro run --pipeline=NAME [--params=...]`"
@@ -103,7 +101,50 @@ def test_commands_run_the_registered_pipelines(stages: dict[str, dict[str, Any]]
         expected = f"train_{name.split('@')[1]}" if "@" in name else STAGE_PIPELINES[name]
         assert pipeline == expected
         if "@" in name:  # a DVC run never resumes from an older run's checkpoint
-            assert m.group(2) == f"{name.split('@')[1]}.fit.resume=false"
+            arch = name.split("@")[1]
+            recipe = base_params["recipes"][arch]
+            assert m.group(2) == f"{arch}.{recipe}.fit.resume=false"
+        else:
+            assert m.group(2) is None
+
+
+def test_resume_override_reaches_the_recipe_that_runs(
+    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
+) -> None:
+    """The stage's ``--params`` merged into conf/base as Kedro merges runtime parameters: the
+    selected recipe, once checked, has ``fit.resume`` false (and nothing else changed)."""
+    for arch in ARCHITECTURES:
+        runtime = _runtime_params(stages[f"train@{arch}"]["cmd"])
+        merged = OmegaConf.to_container(OmegaConf.merge(base_params, runtime))
+        recipe = merged["recipes"][arch]
+        block = merged[arch]
+        params = select_experiment(
+            block, recipe=recipe, datasets=merged["datasets"], protocols=merged["protocols"]
+        )
+        config = parse_config(params, name=arch)
+        assert config.fit["resume"] is False, arch
+        fit, base_fit = block[recipe]["fit"], base_params[arch][recipe]["fit"]
+        if "resume" in base_fit:
+            fit["resume"] = base_fit["resume"]
+        else:
+            del fit["resume"]
+        assert block == base_params[arch], f"{arch}: --params changed more than fit.resume"
+
+
+def test_train_stage_follows_the_selected_recipe(tmp_path: Path) -> None:
+    """`dvc exp run -S conf/base/parameters.yml:recipes.dimn=paper`: the dimn stage's command
+    and its params switch to the paper recipe (through `vars`); the others stay."""
+    before = resolve_stages(tmp_path / "before")
+    after = resolve_stages(
+        tmp_path / "after", overrides={"conf/base/parameters.yml": {"recipes.dimn": "paper"}}
+    )
+    assert "--params=dimn.paper.fit.resume=false" in after["train@dimn"]["cmd"]
+    params = {f: k for p in after["train@dimn"]["params"] for f, k in p.items()}
+    assert params["conf/base/parameters_train_dimn.yml"] == ["dimn.paper"]
+    assert "recipes.dimn" in params["conf/base/parameters.yml"]
+    for name in before:
+        if name != "train@dimn":
+            assert after[name] == before[name], name
 
 
 def test_every_file_a_pipeline_writes_is_a_stage_output(
@@ -171,22 +212,84 @@ def test_train_stages_depend_on_the_code_they_import(stages: dict[str, dict[str,
         assert {"conf/base/catalog.yml", "src/reid_pipeline/settings.py"} <= deps
 
 
+def _declared_params(stage: dict[str, Any]) -> dict[str, set[str] | None]:
+    """``{file: keys}`` of a stage's ``params`` (``None``: the whole file)."""
+    out: dict[str, set[str] | None] = {}
+    for entry in stage.get("params", []):
+        ((path, keys),) = entry.items()
+        out[path] = None if keys is None else set(keys)
+    return out
+
+
 def test_train_stages_read_their_own_dataset(
     stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
 ) -> None:
-    """The raw folder and the globals keys a stage depends on are the ones its parameters
-    resolve to (with conf/base as committed)."""
-    globals_ = load_yaml(ROOT / "conf/base/globals.yml")
+    """The raw folder and the ``datasets`` / ``protocols`` keys a train stage depends on are
+    the ones its selected recipe resolves to (conf/base as committed)."""
     for arch in ARCHITECTURES:
         stage = stages[f"train@{arch}"]
-        dataset = base_params[arch]["dataset"]
+        chosen = _selection(arch, base_params)
+        params = select_experiment(
+            base_params[arch],
+            recipe=chosen["recipe"],
+            datasets=base_params["datasets"],
+            protocols=base_params["protocols"],
+        )
+        dataset = params["dataset"]
         folder = f"{dataset['root']}/{resolve_options(dataset['name']).folder}"
-        assert folder in stage["deps"], arch
-        params = {next(iter(p)): next(iter(p.values())) for p in stage["params"]}
-        assert params[f"conf/base/parameters_train_{arch}.yml"] is None  # the whole file
-        recipe_key, slot_key = params["conf/base/globals.yml"]
-        assert recipe_key in ("recipe", "agw_recipe")
-        assert globals_["datasets"][slot_key.removeprefix("datasets.")] == dataset
+        raw = [d for d in stage["deps"] if d.startswith("data/")]
+        assert raw == [folder], arch
+        shared = _declared_params(stage)["conf/base/parameters.yml"]
+        assert f"datasets.{chosen['slot']}" in shared, arch
+        if dataset["name"] in base_params["protocols"]:
+            assert f"protocols.{dataset['name']}" in shared, arch
+        else:  # DVC rejects a key the file lacks: the whole mapping stands in
+            assert "protocols" in shared, arch
+
+
+def _param_files() -> dict[str, str]:
+    """Top-level parameter key -> the conf/base file that defines it."""
+    owner: dict[str, str] = {}
+    for path in sorted((ROOT / "conf" / "base").glob("parameters*.yml")):
+        rel = path.relative_to(ROOT).as_posix()
+        for key in load_yaml(path) or {}:
+            assert key not in owner, f"{key} is defined in {owner[key]} and {rel}"
+            owner[key] = rel
+    return owner
+
+
+def _reads(name: str, base_params: dict[str, Any]) -> dict[str, set[str]]:
+    """The parameter keys a stage's pipeline reads, per conf/base file. A train pipeline
+    receives its whole ``<arch>`` block, ``datasets`` and ``protocols`` but reads only the
+    selected recipe, its dataset slot and that dataset's protocol entry (``select_experiment``),
+    so those are the keys; a protocol entry that does not exist stays ``protocols``."""
+    keys = {i.removeprefix("params:") for i in _pipeline(name).inputs() if i.startswith("params:")}
+    if name.startswith("train@"):
+        arch = name.split("@")[1]
+        chosen = _selection(arch, base_params)
+        protocol = chosen["dataset"]
+        narrow = {
+            arch: f"{arch}.{chosen['recipe']}",
+            "datasets": f"datasets.{chosen['slot']}",
+            "protocols": (
+                f"protocols.{protocol}" if protocol in base_params["protocols"] else "protocols"
+            ),
+        }
+        keys = {narrow.get(k, k) for k in keys}
+    owner = _param_files()
+    out: dict[str, set[str]] = {}
+    for key in keys:
+        out.setdefault(owner[key.split(".")[0]], set()).add(key)
+    return out
+
+
+def test_params_are_exactly_what_each_pipeline_reads(
+    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
+) -> None:
+    """Every parameter a stage's pipeline reads is a DVC param of the stage (a change reruns
+    it), and nothing else is (a change elsewhere reruns nothing)."""
+    for name, stage in stages.items():
+        assert _declared_params(stage) == _reads(name, base_params), name
 
 
 def test_params_name_existing_files_and_keys(stages: dict[str, dict[str, Any]]) -> None:
@@ -201,6 +304,29 @@ def test_params_name_existing_files_and_keys(stages: dict[str, dict[str, Any]]) 
                     assert isinstance(node, dict), f"{name}: {path}:{key} is not a mapping key"
                     assert part in node, f"{name}: {path} has no key {key}"
                     node = node[part]
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def test_real_downloads_never_overlap_a_stage_output(stages: dict[str, dict[str, Any]]) -> None:
+    """`dvc add data/01_raw/<folder>` (the README's real-data recipe) for the folder every
+    real-data environment reads: no stage writes into it, inside it or around it (DVC refuses
+    to track a path a stage output overlaps)."""
+    outs = [(name, o) for name, stage in stages.items() for o in _outs(stage)]
+    checked = 0
+    for env in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir()):
+        if env.name in ("base", "local") or not (env / "parameters.yml").is_file():
+            continue
+        for dataset in (load_yaml(env / "parameters.yml").get("datasets") or {}).values():
+            if dataset.get("synthetic", True) is not None:
+                continue  # the embedded data, generated by the pipeline
+            folder = f"{dataset['root']}/{resolve_options(dataset['name']).folder}"
+            for name, out in outs:
+                assert not _overlap(folder, out), f"{env.name}: {folder} overlaps {name}: {out}"
+            checked += 1
+    assert checked >= 7  # market1501, dukemtmc, cuhk03, msmt17, sysu_mm01, regdb, llcm
 
 
 def test_top_level_plots_draw_declared_outputs(stages: dict[str, dict[str, Any]]) -> None:
@@ -219,8 +345,7 @@ def test_top_level_plots_draw_declared_outputs(stages: dict[str, dict[str, Any]]
 def test_dvc_reads_the_graph(tmp_path: Path) -> None:
     """DVC's own parser: the expanded stages and the edges generate -> ingest,
     generate -> train@<arch> (its dataset) -> report."""
-    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
-    dvc("init", "--no-scm", "-q", cwd=tmp_path)
+    resolve_stages(tmp_path)  # a DVC repository with dvc.yaml and its `vars` files
     listed = dvc("stage", "list", "--name-only", cwd=tmp_path).split()
     assert sorted(listed) == sorted(
         ["generate", "ingest", "report", *[f"train@{a}" for a in ARCHITECTURES]]
@@ -240,18 +365,34 @@ def test_dvc_reads_the_graph(tmp_path: Path) -> None:
     assert arrows == expected
 
 
+def test_generate_pipeline_is_namespaced() -> None:
+    """The generate stage's pipeline: one Kedro-Viz group, no dotted-name warning, and the
+    parameter and catalog names conf/base defines."""
+    from reid_pipeline.pipelines.generate_synthetic import create_pipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipeline = create_pipeline()
+    assert [n.name for n in pipeline.nodes] == ["generate_synthetic.generate_datasets"]
+    assert pipeline.inputs() == {
+        "params:generate_synthetic.root",
+        "params:generate_synthetic.datasets",
+    }
+    assert pipeline.outputs() == {"generate_synthetic.synthetic_report"}
+    assert "generate_synthetic.synthetic_report" in load_yaml(ROOT / "conf/base/catalog.yml")
+
+
 def _set_param_case(path: str) -> tuple[str, str, Any]:
     """For a params file: a key, the `-S` value and the value it must become."""
     name = Path(path).name
     m = re.fullmatch(r"parameters_train_(\w+)\.yml", name)
     if m:
-        return f"_{m.group(1)}_recipes.cpu_synthetic.seed", "7", 7
+        return f"{m.group(1)}.cpu_synthetic.optimizer.lr", "0.002", 0.002
     cases = {
+        "parameters.yml": ("recipes.dimn", "paper", "paper"),
         "parameters_generate_synthetic.yml": ("generate_synthetic.root", "data/raw2", "data/raw2"),
-        # nothing to set but the interpolation itself: add a key (Hydra's `+`)
-        "parameters_ingest.yml": ("+ingest.probe", "1", 1),
+        "parameters_ingest.yml": ("ingest.dataset_slot", "cross_modality", "cross_modality"),
         "parameters_report.yml": ("report.order", "[dimn,bot]", ["dimn", "bot"]),
-        "globals.yml": ("recipe", "paper", "paper"),
     }
     assert name in cases, f"add a `dvc exp run -S` case for {path}"
     return cases[name]
@@ -267,52 +408,32 @@ def _has_interpolation(node: Any) -> bool:
     return False
 
 
-def _params_files() -> list[Any]:
-    files = sorted(
-        {
-            next(iter(p))
-            for stage in _stages(load_yaml(ROOT / "dvc.yaml")).values()
-            for p in stage.get("params", [])
-        }
+def _params_files() -> list[str]:
+    """Every parameters file of conf/base (the stages' params files are among them)."""
+    return sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "conf" / "base").glob("parameters*.yml")
     )
-    params = []
-    for path in files:
-        marks = []
-        if _has_interpolation(load_yaml(ROOT / path)):
-            marks = [
-                pytest.mark.xfail(
-                    strict=True,
-                    reason=(
-                        f"{path} holds OmegaConf interpolations (`${{globals:...}}`): "
-                        "`dvc exp run -S` loads the file with OmegaConf, which has no Kedro "
-                        "`globals` resolver (and would write resolved values back). Needs the "
-                        "interpolations moved out of the files DVC edits"
-                    ),
-                )
-            ]
-        params.append(pytest.param(path, marks=marks, id=path))
-    return params
 
 
 @pytest.mark.parametrize("path", _params_files())
 def test_dvc_set_param_changes_one_key(path: str, tmp_path: Path) -> None:
     """`dvc exp run -S FILE:KEY=VALUE` edits FILE through DVC's own override code: KEY gets
-    VALUE and nothing else in the file is resolved or lost."""
+    VALUE and nothing else in the file is resolved or lost. Every params file is plain YAML
+    (DVC loads it with OmegaConf, which knows no Kedro resolver)."""
     from dvc.utils.hydra import apply_overrides
 
+    assert not _has_interpolation(load_yaml(ROOT / path)), f"{path} holds an interpolation"
     key, value, expected = _set_param_case(path)
     copy = tmp_path / Path(path).name
     shutil.copy(ROOT / path, copy)
     before = yaml.safe_load(copy.read_text())
     apply_overrides(copy, [f"{key}={value}"])
     after = yaml.safe_load(copy.read_text())
-    *head, last = key.removeprefix("+").split(".")
+    *head, last = key.split(".")
     parent_after, parent_before = after, before
     for part in head:
         parent_after, parent_before = parent_after[part], parent_before[part]
+    assert parent_before[last] != expected  # the case really changes the value
     assert parent_after[last] == expected
-    if last in parent_before:
-        parent_after[last] = parent_before[last]
-    else:
-        del parent_after[last]
+    parent_after[last] = parent_before[last]
     assert after == before
