@@ -1,7 +1,8 @@
 """The DVC flow for real, in a fresh clone of the project with tiny settings in conf/local:
 ``dvc repro`` -> nothing left to reproduce (not even after regenerating the raw data) ->
 metrics and plots offline -> weights and data through a remote, byte-identical -> ``dvc exp run``
-(a recipe value edited, a report parameter set with ``-S``) -> ``dvc exp show``.
+(a recipe value and a report parameter set with ``-S``) -> ``dvc exp show`` -> which stages a
+change to another recipe or to the recipe choice makes stale.
 
 To stay within the suite's budget the train foreach is cut to ``dimn`` (Market-1501 layout) and
 ``wrimnet`` (SYSU-MM01 layout): one architecture per raw dataset, so every stage kind and both
@@ -14,8 +15,10 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dvc.utils.hydra import apply_overrides
 
 from tests.dvc.conftest import (
     assert_same_bytes,
@@ -29,25 +32,14 @@ from tests.dvc.conftest import (
 from tests.kedro.conftest import tiny_params
 
 SUBSET = ("dimn", "wrimnet")
-RAW = ("data/01_raw/Market-1501-v15.09.15", "data/01_raw/SYSU-MM01")
+RAW = ("data/01_raw/synthetic/Market-1501-v15.09.15", "data/01_raw/synthetic/SYSU-MM01")
 
 
 def _tiny_local_conf(project: Path) -> None:
-    """conf/local: the tiny synthetic datasets and seconds-long trainings. The architecture
-    blocks (``dimn: {...}``) are overridden, not ``_dimn_recipes``: Kedro resolves each
-    environment on its own, so a conf/local ``_dimn_recipes`` never reaches base's
-    ``dimn: ${_dimn_recipes...}``."""
+    """conf/local (not tracked by DVC): the tiny synthetic datasets and seconds-long trainings,
+    as the README advises - single keys of the recipe that runs (``dimn.cpu_synthetic...``) and
+    of ``datasets``, soft-merged over conf/base."""
     local = project / "conf" / "local"
-    tiny = {"preset": "tiny"}
-    dump_yaml(
-        {
-            "datasets": {
-                "single_modality": {"synthetic": tiny},
-                "cross_modality": {"synthetic": tiny},
-            }
-        },
-        local / "globals.yml",
-    )
     dump_yaml(
         {
             "generate_synthetic": {
@@ -59,10 +51,15 @@ def _tiny_local_conf(project: Path) -> None:
         },
         local / "parameters_generate_synthetic.yml",
     )
-    params: dict = {}
+    params: dict[str, Any] = {}
     for arch in SUBSET:
-        params |= tiny_params(arch)
+        params |= tiny_params(arch)  # {arch: {"cpu_synthetic": {...}}, "datasets": {...}}
     dump_yaml(params, local / "parameters.yml")
+
+
+def _stale(project: Path) -> set[str]:
+    """The stages ``dvc status`` reports changed."""
+    return set(json.loads(dvc("status", "--json", cwd=project)))
 
 
 def _exp_rows(project: Path) -> list[dict]:
@@ -93,6 +90,7 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
 
     # --- a fresh clone reproduces the experiment, in the documented order
     out = dvc("repro", cwd=project, timeout=600)
+    assert "dot notation" not in out  # Kedro's warning about a dotted, un-namespaced name
     ran = re.findall(r"Running stage '([^']+)'", out)
     assert ran[0] == "generate"
     assert set(ran) == {"generate", "ingest", "train@dimn", "train@wrimnet", "report"}
@@ -108,11 +106,19 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     assert "| wrimnet | sysu_mm01 |" in report
     lock = load_yaml(project / "dvc.lock")
     assert set(lock["stages"]) == {"generate", "ingest", "train@dimn", "train@wrimnet", "report"}
-    assert "--params=dimn.fit.resume=false" in lock["stages"]["train@dimn"]["cmd"]
-    # the recipe file and the globals keys are DVC params of the train stage
-    params = lock["stages"]["train@dimn"]["params"]
-    assert "_dimn_recipes" in params["conf/base/parameters_train_dimn.yml"]
-    assert set(params["conf/base/globals.yml"]) == {"recipe", "datasets.single_modality"}
+    assert "--params=dimn.cpu_synthetic.fit.resume=false" in lock["stages"]["train@dimn"]["cmd"]
+    # the recipe that runs and the shared keys it reads are DVC params of the train stage
+    for arch, slot, protocol in (
+        ("dimn", "single_modality", "protocols"),
+        ("wrimnet", "cross_modality", "protocols.sysu_mm01"),
+    ):
+        params = lock["stages"][f"train@{arch}"]["params"]
+        assert set(params[f"conf/base/parameters_train_{arch}.yml"]) == {f"{arch}.cpu_synthetic"}
+        assert set(params["conf/base/parameters.yml"]) == {
+            f"recipes.{arch}",
+            f"datasets.{slot}",
+            protocol,
+        }
 
     # --- a second repro has nothing to do (no output feeds back into a dependency)
     again = dvc("repro", cwd=project)
@@ -169,38 +175,54 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     assert compared > 10
     assert "Data and pipelines are up to date." in dvc("status", cwd=project)
 
-    # --- an experiment: a training parameter edited in its recipe (`-S` cannot edit the recipe
-    # files while they hold `${globals:...}`) and one set with `-S`; only what they feed reruns
-    recipe = project / "conf/base/parameters_train_dimn.yml"
-    text = recipe.read_text()
-    assert "optimizer: {name: adam, lr: 0.0007," in text
-    recipe.write_text(text.replace("lr: 0.0007,", "lr: 0.002,", 1))
+    # --- an experiment: a recipe value and a report parameter, both with `-S`; only what they
+    # feed reruns (wrimnet: the quicker of the two trainings)
+    recipe = project / "conf/base/parameters_train_wrimnet.yml"
+    base_lr = load_yaml(recipe)["wrimnet"]["cpu_synthetic"]["optimizer"]["lr"]
+    assert base_lr != 0.002
     out = dvc(
-        "exp", "run", "-n", "dimn-lr",
+        "exp", "run", "-n", "wrimnet-lr",
+        "-S", "conf/base/parameters_train_wrimnet.yml:wrimnet.cpu_synthetic.optimizer.lr=0.002",
         "-S", "conf/base/parameters_report.yml:report.order=[wrimnet,dimn]",
         cwd=project, timeout=600,
     )  # fmt: skip
-    assert re.findall(r"Running stage '([^']+)'", out) == ["train@dimn", "report"]
+    assert re.findall(r"Running stage '([^']+)'", out) == ["train@wrimnet", "report"]
+    assert load_yaml(recipe)["wrimnet"]["cpu_synthetic"]["optimizer"]["lr"] == 0.002
     report = (project / "data/08_reporting/report.md").read_text()
     assert report.index("| wrimnet |") < report.index("| dimn |")
 
     rows = {row["name"]: row for row in _exp_rows(project)}
-    assert {"main", "dimn-lr"} <= set(rows)
+    assert {"main", "wrimnet-lr"} <= set(rows)
     for name, lr, order in (
-        ("main", 0.0007, ["bot", "agw", "dimn", "pmm", "fienet", "wrimnet"]),
-        ("dimn-lr", 0.002, ["wrimnet", "dimn"]),
+        ("main", base_lr, ["bot", "agw", "dimn", "pmm", "fienet", "wrimnet"]),
+        ("wrimnet-lr", 0.002, ["wrimnet", "dimn"]),
     ):
         params = rows[name]["params"]
         assert params["conf/base/parameters_report.yml"]["report"]["order"] == order
-        recipe_params = params["conf/base/parameters_train_dimn.yml"]["_dimn_recipes"]
+        recipe_params = params["conf/base/parameters_train_wrimnet.yml"]["wrimnet"]
         assert recipe_params["cpu_synthetic"]["optimizer"]["lr"] == lr
-        assert "data/08_reporting/dimn/metrics.json" in rows[name]["metrics"]
+        assert "data/08_reporting/wrimnet/metrics.json" in rows[name]["metrics"]
     # the README's narrow view: one architecture's headline metrics beside the changed value
+    keep = (
+        r"Experiment|.*{0}/metrics.json:trained\.(R1|mAP|mINP)$"
+        r"|.*{0}\.cpu_synthetic\.optimizer\.lr$"
+    )
     table = dvc(
-        "exp", "show", "--no-pager", "--drop", ".*",
-        "--keep", r"Experiment|.*dimn/metrics.json:trained\.(R1|mAP|mINP)$|.*optimizer\.lr$",
+        "exp", "show", "--no-pager", "--drop", ".*", "--keep", keep.format("wrimnet"),
         cwd=project,
     )  # fmt: skip
-    assert "_dimn_recipes.cpu_synthetic.optimizer.lr" in table
-    assert "data/08_reporting/dimn/metrics.json:trained.mAP" in table
-    assert re.search(r"dimn-lr\]\s.*0\.002", table)
+    assert "wrimnet.cpu_synthetic.optimizer.lr" in table
+    assert "data/08_reporting/wrimnet/metrics.json:trained.mAP" in table
+    assert "dimn" not in table.replace("wrimnet", "")  # the other architecture is dropped
+    assert re.search(r"wrimnet-lr\]\s.*0\.002", table)
+
+    # --- what a change makes stale (DVC's own `-S` code edits the files; nothing is run): the
+    # experiment's results are the workspace now; another recipe's value feeds nothing, the
+    # recipe choice feeds its one train stage
+    assert _stale(project) == set()
+    dimn_recipe = project / "conf/base/parameters_train_dimn.yml"
+    apply_overrides(dimn_recipe, ["dimn.paper.seed=5"])
+    assert load_yaml(dimn_recipe)["dimn"]["paper"]["seed"] == 5
+    assert _stale(project) == set()
+    apply_overrides(project / "conf/base/parameters.yml", ["recipes.dimn=paper"])
+    assert _stale(project) == {"train@dimn"}
