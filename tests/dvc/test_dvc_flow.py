@@ -109,7 +109,7 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     assert "--params=dimn.cpu_synthetic.fit.resume=false" in lock["stages"]["train@dimn"]["cmd"]
     # the recipe that runs and the shared keys it reads are DVC params of the train stage
     for arch, slot, protocol in (
-        ("dimn", "single_modality", "protocols"),
+        ("dimn", "single_modality", "protocols.market1501"),
         ("wrimnet", "cross_modality", "protocols.sysu_mm01"),
     ):
         params = lock["stages"][f"train@{arch}"]["params"]
