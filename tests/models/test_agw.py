@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,16 +12,6 @@ from reid_pipeline.models.bot import build_bot
 from reid_pipeline.models.layers.backbone import TwoStreamResNet
 from reid_pipeline.models.layers.gem import GeM
 from reid_pipeline.models.layers.non_local import NonLocalBlock
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    # tiny models: one intra-op thread is faster than several on a shared CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _n_params(module: torch.nn.Module, prefix: str = "") -> int:

@@ -6,8 +6,6 @@ train and eval mode, backward. Cross-modality models get a batch holding both mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,15 +18,6 @@ NUM_CLASSES = 5
 PIDS = torch.tensor([3, 3, 3, 3, 1, 1, 1, 1])
 MODALITY = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
 HEIGHT, WIDTH = 128, 64
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: faster than several threads on a shared CPU
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _build(name: str) -> torch.nn.Module:

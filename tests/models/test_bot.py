@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,16 +11,6 @@ from safetensors.torch import save_file
 from reid_pipeline.models import ReidOutput, create_model
 from reid_pipeline.models.bot import BoT, build_bot
 from reid_pipeline.models.layers.backbone import TwoStreamResNet
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    # tiny models: one intra-op thread is faster than several on a shared CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(b: int = 4) -> torch.Tensor:

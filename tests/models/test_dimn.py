@@ -3,8 +3,6 @@ saliency-window suppression, ablation switches, shapes at 384x128 and 256x128.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,14 +14,6 @@ from reid_pipeline.models.layers.parts import horizontal_parts
 
 NUM_CLASSES = 5
 PIDS = torch.tensor([0, 0, 1, 1])
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on a shared CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 def _dimn(**kw: object) -> DIMN:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -27,17 +26,6 @@ from reid_pipeline.models.layers.non_local import (
     NonLocalStages,
     non_local_positions,
 )
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    # tiny models: one intra-op thread is faster than several on a shared CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ----------------------------------------------------------------------------- trunk
 

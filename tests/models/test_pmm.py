@@ -4,7 +4,6 @@ autograd hygiene, ablation switches, shapes at the paper's and the common input 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,14 +16,6 @@ from reid_pipeline.models.pmm import PMM
 
 NUM_CLASSES = 6
 PIDS = torch.tensor([0, 0, 1, 1, 2, 2])
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on a shared CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 def _pmm(**kw: object) -> PMM:
