@@ -183,7 +183,7 @@ def test_options_and_inputs_are_checked() -> None:
     model = _model(use_mpim=False)
     with pytest.raises(ValueError, match="visible-infrared model: pass modality"):
         model(torch.randn(2, 3, *SIZE))
-    with pytest.raises(ValueError, match=r"0 \(visible\) and 1 \(infrared\)"):
+    with pytest.raises(ValueError, match=r"0 \(visible\) (and|or) 1 \(infrared\)"):
         model(torch.randn(2, 3, *SIZE), modality=torch.tensor([0, 2]))
     with pytest.raises(ValueError, match=r"model 'fienet'.*unexpected keyword"):
         create_model("fienet", num_classes=3, backbone="resnet18", use_miim=True)
