@@ -52,3 +52,37 @@ def test_train_pipeline_end_to_end(arch: str, kedro_project: Path, run_pipeline)
     assert spec["name"] == arch
     assert spec["cross_modality"] is cross
     assert (kedro_project / "data" / "06_models" / arch / "checkpoints" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"model": {"name": "resnet"}}, r"dimn\.cpu_synthetic\.model\.name: unknown model"),
+        ({"losses": [{"name": "arcface"}]}, r"unknown loss 'arcface'"),
+        ({"augmentation": [{"name": "mixup"}]}, r"dimn\.cpu_synthetic\.augmentation: .*mixup"),
+        ({"sampler": {"batch_size": 30, "k": 4}}, r"batch_size=30 is not divisible by k=4"),
+        ({"model": {"granularities": [2, 9]}}, r"does not run at input 96x48"),
+    ],
+)
+def test_bad_parameters_stop_before_anything_is_read(
+    override: dict, message: str, kedro_project: Path, run_pipeline
+) -> None:
+    params = tiny_params("dimn")
+    recipe = params["dimn"]["cpu_synthetic"]
+    for key, value in override.items():
+        recipe[key] = {**recipe.get(key, {}), **value} if key == "model" else value
+    with pytest.raises(Exception, match=message):
+        run_pipeline("train_dimn", params)
+    # nothing was ingested, generated or trained
+    assert not (kedro_project / "data" / "01_raw" / "synthetic").exists()
+    assert not (kedro_project / "data" / "05_model_input" / "dimn").exists()
+
+
+def test_k_larger_than_every_identity_stops_before_training(
+    kedro_project: Path, run_pipeline
+) -> None:
+    params = tiny_params("dimn", sampler={"p": 2, "k": 40})
+    with pytest.raises(Exception, match=r"k=40 is larger than the number of images of every"):
+        run_pipeline("train_dimn", params)
+    assert (kedro_project / "data" / "05_model_input" / "dimn" / "train.parquet").is_file()
+    assert not (kedro_project / "data" / "06_models" / "dimn" / "checkpoints").exists()

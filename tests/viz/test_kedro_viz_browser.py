@@ -13,6 +13,7 @@ import contextlib
 import functools
 import http.server
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -189,25 +190,36 @@ def test_each_architecture_is_one_namespace_group(site: str, page: Any, arch: st
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below 49152: ``kedro viz run`` refuses the ephemeral range the OS hands out."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 45_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free TCP port below 45000")
 
 
-def test_kedro_viz_run_listens_on_localhost_only(project: Path) -> None:
+def test_kedro_viz_run_listens_on_localhost_only(project: Path, tmp_path: Path) -> None:
     port = _free_port()
+    log = (tmp_path / "viz.log").open("w+")
     proc = subprocess.Popen(
         [Path(sys.executable).parent / "kedro", "viz", "run", "--no-browser", f"--port={port}"],
         cwd=project,
         env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 120
         listening: list[str] = []
         while time.monotonic() < deadline and not listening:
-            assert proc.poll() is None, "kedro viz run exited"
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"kedro viz run exited with {proc.returncode}:\n{log.read()[-3000:]}")
             with contextlib.suppress(psutil.Error):
                 family = {proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(True))}
                 listening = [
@@ -230,3 +242,4 @@ def test_kedro_viz_run_listens_on_localhost_only(project: Path) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()

@@ -3,6 +3,7 @@ for the catalog. Everything heavy lives in ``reid_pipeline.experiment``."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -49,18 +50,26 @@ def check_parameters(
     recipe: str,
     datasets: dict[str, Any],
     protocols: dict[str, Any],
+    arch: str = "experiment",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Select the recipe, then validate the parameters before anything is read or trained."""
-    name = next(
-        (r.get("model", {}).get("name") for r in block.values() if isinstance(r, dict)),
-        "experiment",
-    )
+    """Select the recipe, then validate the parameters before anything is read or trained.
+
+    Messages name the key as it is written in the parameters file (``dimn.cpu_synthetic.sampler``);
+    ``arch`` is the name of the parameter block (the pipeline's namespace).
+    """
     params = select_experiment(
-        block, recipe=recipe, datasets=datasets, protocols=protocols, name=name
+        block, recipe=recipe, datasets=datasets, protocols=protocols, name=arch
     )
-    config = parse_config(params, name=name)
+    config = parse_config(params, name=f"{arch}.{recipe}")
     dry_run(config, cross_modality=config.dataset["name"] in VISIBLE_INFRARED)
     return asdict(config), config.dataset
+
+
+def checker(arch: str):
+    """``check_parameters`` bound to the parameter block ``arch``; keeps its name for Kedro-Viz."""
+    bound = functools.partial(check_parameters, arch=arch)
+    functools.update_wrapper(bound, check_parameters)
+    return bound
 
 
 def split_validation(

@@ -12,11 +12,11 @@ from reid_pipeline.train_template import nodes
 ARCHITECTURES = ("bot", "agw", "dimn", "pmm", "fienet", "wrimnet")
 
 
-def _template() -> Pipeline:
+def _template(arch: str) -> Pipeline:
     check = Pipeline(
         [
             Node(
-                nodes.check_parameters,
+                nodes.checker(arch),
                 ["params:experiment", "params:recipe", "params:datasets", "params:protocols"],
                 ["experiment_config", "dataset_config"],
                 name="check_parameters",
@@ -108,7 +108,7 @@ def create_train_pipeline(arch: str) -> Pipeline:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHITECTURES}")
     return pipeline(
-        _template(),
+        _template(arch),
         namespace=arch,
         parameters={
             "params:experiment": f"params:{arch}",
