@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.shared_data import SYSU_OFFICIAL as OFFICIAL
+from tests.shared_data import SYSU_OFFICIAL_MISSING, SYSU_OFFICIAL_PRESENT
 
 from reid_pipeline.data import DatasetFormatError, load_dataset
-
-OFFICIAL = Path("/work/shared/data/sysu_mm01_official")
 
 
 def _rel(records, base: Path) -> list[tuple[str, int, int, int]]:
@@ -168,7 +168,7 @@ def scratch_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.skipif(not OFFICIAL.is_dir(), reason="official SYSU-MM01 split files not present")
+@pytest.mark.skipif(not SYSU_OFFICIAL_PRESENT, reason=SYSU_OFFICIAL_MISSING)
 def test_sysu_published_statistics_on_real_identity_layout(scratch_dir: Path) -> None:
     counts, train_ids, test_ids = _official_counts()
     visible, infrared = (1, 2, 4, 5), (3, 6)

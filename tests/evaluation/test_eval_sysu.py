@@ -15,10 +15,11 @@ from reid_pipeline.data.records import Record
 from reid_pipeline.evaluation import evaluate_protocol, evaluate_sysu_mm01, load_sysu_permutation
 from reid_pipeline.evaluation.protocols import record_arrays
 from reid_pipeline.evaluation.sysu import sample_gallery
+from tests.shared_data import SYSU_OFFICIAL as OFFICIAL
+from tests.shared_data import SYSU_OFFICIAL_MISSING, SYSU_OFFICIAL_PRESENT
 
-OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "sysu_mm01_official"
 PERM = OFFICIAL / "rand_perm_cam.mat"
-needs_official = pytest.mark.skipif(not PERM.is_file(), reason="official SYSU-MM01 split absent")
+needs_official = pytest.mark.skipif(not SYSU_OFFICIAL_PRESENT, reason=SYSU_OFFICIAL_MISSING)
 
 
 def _official_records(root: str = "/data/SYSU-MM01") -> tuple[list[Record], list[Record], list]:
