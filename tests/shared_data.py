@@ -2,8 +2,9 @@
 
 The official SYSU-MM01 split files (``rand_perm_cam.mat``, ``train_id.mat``, ``test_id.mat``) live
 beside the checkout, not in it. A clone may sit anywhere, so the tests look in order at
-``$REID_SHARED_DATA``, ``<repo>/../shared/data``, ``<repo>/shared/data`` and ``/work/shared/data``,
-and a test that needs them is skipped with a reason that lists where it looked.
+``$REID_SHARED_DATA``, ``<repo>/../shared/data``, ``<repo>/shared/data`` and ``/work/shared/data``
+and use the first folder that holds all three files; a test that needs them is skipped with a
+reason that lists where it looked.
 """
 
 from __future__ import annotations
@@ -12,33 +13,17 @@ import os
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[1]
+_SYSU_FILES = ("rand_perm_cam.mat", "train_id.mat", "test_id.mat")
 
+CANDIDATES = [Path(os.environ["REID_SHARED_DATA"])] if os.environ.get("REID_SHARED_DATA") else []
+CANDIDATES += [_REPO.parent / "shared" / "data", _REPO / "shared" / "data"]
+CANDIDATES.append(Path("/work/shared/data"))
 
-def candidates() -> list[Path]:
-    paths = []
-    if os.environ.get("REID_SHARED_DATA"):
-        paths.append(Path(os.environ["REID_SHARED_DATA"]))
-    paths += [_REPO.parent / "shared" / "data", _REPO / "shared" / "data"]
-    paths.append(Path("/work/shared/data"))
-    return paths
-
-
-def find(name: str) -> Path:
-    """The first candidate folder holding ``name``; the first candidate's path if none does."""
-    for base in candidates():
-        if (base / name).exists():
-            return base / name
-    return candidates()[0] / name
-
-
-def missing_reason(name: str) -> str:
-    return f"{name} not found in any of: " + ", ".join(str(p) for p in candidates())
-
-
-SYSU_OFFICIAL = find("sysu_mm01_official")
-SYSU_OFFICIAL_PRESENT = all(
-    (SYSU_OFFICIAL / f).is_file() for f in ("rand_perm_cam.mat", "train_id.mat", "test_id.mat")
+_sysu_dirs = [base / "sysu_mm01_official" for base in CANDIDATES]
+SYSU_OFFICIAL = next(
+    (d for d in _sysu_dirs if all((d / f).is_file() for f in _SYSU_FILES)), _sysu_dirs[0]
 )
-SYSU_OFFICIAL_MISSING = missing_reason(
-    "sysu_mm01_official (rand_perm_cam.mat, train_id.mat, test_id.mat)"
+SYSU_OFFICIAL_PRESENT = all((SYSU_OFFICIAL / f).is_file() for f in _SYSU_FILES)
+SYSU_OFFICIAL_MISSING = f"{', '.join(_SYSU_FILES)} not found together in any of: " + ", ".join(
+    str(d) for d in _sysu_dirs
 )
