@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fractions
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from reid_pipeline.engine import checkpoint as ckpt
+from reid_pipeline.errors import CheckpointError, DiskFullError, ReidError
 
 from .tiny import TinyModel
 
@@ -49,6 +51,39 @@ def test_crash_during_save_keeps_previous_file(tmp_path: Path, monkeypatch) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
+def test_full_disk_is_disk_full_error_and_keeps_previous_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "last.pt"
+    ckpt.atomic_save({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    def full_save(obj, fh) -> None:
+        fh.write(b"PK\x03\x04 part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_save)
+    with pytest.raises(DiskFullError) as info:
+        ckpt.atomic_save({"epoch": 2}, path)
+    assert str(info.value) == (
+        f"No space left on device while writing {path}; free space and run the same command "
+        "again (the previous checkpoint is intact)"
+    )
+    assert info.value.errno == errno.ENOSPC
+    assert isinstance(info.value, OSError)
+    assert isinstance(info.value, ReidError)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # temp file removed
+
+    def full_fsync(fd: int) -> None:  # the data reaches the disk only at fsync
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.os, "fsync", full_fsync)
+    with pytest.raises(DiskFullError, match=r"history\.csv"):
+        ckpt.atomic_write_text("a\n", tmp_path / "history.csv")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
 def test_atomic_write_text(tmp_path: Path) -> None:
     path = ckpt.atomic_write_text("a,b\n1,2\n", tmp_path / "history.csv")
     assert path.read_text() == "a,b\n1,2\n"
@@ -61,11 +96,28 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
         ckpt.load_checkpoint(path)
 
 
-def test_truncated_file_names_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [0, 40, -30])
+def test_truncated_file_is_one_line_naming_the_file_and_what_to_do(tmp_path: Path, keep) -> None:
     path = tmp_path / "last.pt"
     ckpt.atomic_save({"w": torch.ones(100)}, path)
-    path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(ckpt.CheckpointError, match=r"last\.pt"):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_checkpoint(path)
+    message = str(info.value)
+    assert isinstance(info.value, ReidError)
+    assert str(path) in message
+    assert "truncated" in message
+    assert "move it aside or delete it to start fresh" in message
+    assert "\n" not in message  # not torch's page-long text
+    assert len(message) < 300
+    assert info.value.__context__ is None or info.value.__suppress_context__  # no torch chain
+
+
+def test_garbage_file_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"\x00not a checkpoint at all" * 10)
+    with pytest.raises(CheckpointError, match=r"best\.pt is truncated or corrupt.*start fresh"):
         ckpt.load_checkpoint(path)
     with pytest.raises(FileNotFoundError, match=r"nothing\.pt"):
         ckpt.load_checkpoint(tmp_path / "nothing.pt")

@@ -8,16 +8,24 @@ tensors and plain containers (no pickled objects), so loading one can never run 
 
 Layout written by ``fit`` in its ``checkpoint_dir``:
 
-- ``last.pt``: ``{"format", "epoch" (completed epochs), "model", "optimizer", "scheduler",
-  "criterion", "history" (column -> list), "best_metric", "best_epoch", "config"}``.
-- ``best.pt``: ``{"model", "epoch", "metric", "select_metric"}`` (the best validated weights).
+- ``last.pt``: ``{"format", "epoch" (completed epochs), "epochs" (the run's total), "model",
+  "optimizer", "loss_optimizers", "scheduler", "criterion", "history" (column -> list),
+  "best_metric", "best_epoch", "config", "fingerprint", "world_size"}``.
+- ``best.pt``: ``{"model", "epoch", "metric", "select_metric", "fingerprint"}`` (the best
+  validated weights).
 - ``history.csv``: the training curve, one row per epoch.
+
+Errors a user can act on are one line (``reid_pipeline.errors``): a truncated or corrupt file is a
+``CheckpointError`` naming the file and what to do; a full disk while writing is a
+``DiskFullError`` (the previous file is intact). See docs/training.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,14 +34,43 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from reid_pipeline.errors import CheckpointError, DiskFullError
+
+__all__ = [
+    "BEST_NAME",
+    "CHECKPOINT_FORMAT",
+    "HISTORY_NAME",
+    "LAST_NAME",
+    "CheckpointError",
+    "DiskFullError",
+    "atomic_save",
+    "atomic_write_text",
+    "check_state_dict",
+    "cpu_state_dict",
+    "load_checkpoint",
+    "load_module_state",
+    "load_optimizer_state",
+]
+
 CHECKPOINT_FORMAT = "reid_pipeline.fit/1"
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
 HISTORY_NAME = "history.csv"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used (unreadable, wrong format, other configuration)."""
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is "no space left" / "quota"."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _DISK_FULL:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -55,9 +92,16 @@ def _atomic_write(path: str | Path, write: Any) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if _disk_full(exc):
+            full = DiskFullError(
+                f"No space left on device while writing {path}; free space and run the same "
+                "command again (the previous checkpoint is intact)"
+            )
+            full.errno = errno.ENOSPC
+            raise full from None
         raise
     _fsync_dir(path.parent)
     return path
@@ -74,17 +118,32 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
-    """Read a file written by ``atomic_save`` with ``weights_only=True``; one clear error if the
-    file is missing, truncated or holds anything but tensors and plain containers."""
+    """Read a file written by ``atomic_save`` with ``weights_only=True``.
+
+    A missing file is ``FileNotFoundError``; a truncated or corrupt one, or one holding anything
+    but tensors and plain containers, is a one-line ``CheckpointError`` naming the file and what
+    to do (never torch's long message)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read checkpoint {path} with weights_only=True: {exc}".strip()
-        ) from None
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" in str(exc).lower():  # a pickled class, not a broken file
+            raise CheckpointError(
+                f"checkpoint {path} holds objects other than tensors and plain containers and "
+                "cannot be loaded with weights_only=True; it was not written by this project. "
+                "Move it aside or delete it to start fresh"
+            ) from None
+        reason = "truncated or corrupt"
+    except (EOFError, RuntimeError, ValueError, OSError, KeyError, IndexError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # e.g. permission denied
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+        reason = "truncated" if isinstance(exc, EOFError) else "truncated or corrupt"
+    raise CheckpointError(
+        f"checkpoint {path} is {reason} and cannot be read (an interrupted copy, a full disk or "
+        "a crash outside this program); move it aside or delete it to start fresh"
+    )
 
 
 def cpu_state_dict(module: nn.Module) -> dict[str, Tensor]:
