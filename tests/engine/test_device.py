@@ -81,3 +81,69 @@ def test_cuda_auto_is_bf16_channels_last_and_async_copy() -> None:
     assert y.is_contiguous(memory_format=torch.channels_last)
     with autocast(dev, torch.bfloat16):
         assert (y.flatten(1) @ y.flatten(1).T).dtype == torch.bfloat16
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """A machine with CUDA GPUs of the given compute capabilities (index -> (major, minor))."""
+
+    def install(*caps: tuple[int, int], current: int = 0) -> list[int]:
+        probed: list[int] = []
+
+        def capability(dev=None) -> tuple[int, int]:
+            index = torch.device(dev).index if dev is not None else current
+            probed.append(index)
+            return caps[index]
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(caps))
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "Fake GPU")
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **kw: True)  # emulation
+        monkeypatch.setattr(torch.version, "hip", None)
+        return probed
+
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    return install
+
+
+def _torchrun(monkeypatch, local_rank: int, world: int = 2) -> None:
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    monkeypatch.setenv("RANK", str(local_rank))
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+
+
+def test_each_rank_takes_its_own_gpu_for_auto_and_cuda(fake_gpus, monkeypatch) -> None:
+    fake_gpus((8, 0), (8, 0), current=0)
+    assert resolve_device("auto") == torch.device("cuda", 0)  # single process
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    _torchrun(monkeypatch, local_rank=1)
+    # the bug of issue 18: a bare "cuda" used current_device() (GPU 0) on every rank
+    assert resolve_device("cuda") == torch.device("cuda", 1)
+    assert resolve_device("auto") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == CPU
+    with pytest.raises(ValueError, match=r"'cuda:0' names one GPU.*Use device 'cuda' or 'auto'"):
+        resolve_device("cuda:0")
+    with pytest.raises(ValueError, match=r"'cuda:1' names one GPU"):  # refused on every rank
+        resolve_device("cuda:1")
+    _torchrun(monkeypatch, local_rank=2, world=3)
+    with pytest.raises(ValueError, match=r"LOCAL_RANK=2 but only 2 CUDA device"):
+        resolve_device("cuda")
+
+
+def test_auto_precision_is_bf16_only_with_native_support_on_the_ranks_own_gpu(fake_gpus) -> None:
+    probed = fake_gpus((7, 0), (8, 0), (9, 0))  # a V100 beside an A100 and an H100
+    v100, a100, h100 = (torch.device("cuda", i) for i in range(3))
+    assert resolve_precision("auto", v100) is None  # is_bf16_supported() says True: emulation
+    assert resolve_precision("auto", a100) is torch.bfloat16
+    assert resolve_precision("auto", h100) is torch.bfloat16
+    assert probed == [0, 1, 2]  # each device itself, not the current one
+    assert resolve_precision("fp32", a100) is None
+    assert resolve_precision("bf16", a100) is torch.bfloat16
+    with pytest.raises(ValueError, match=r"compute capability 7\.0\) has no native bf16"):
+        resolve_precision("bf16", v100)
+    assert resolve_precision("auto", CPU) is None
+    assert resolve_precision("bf16", CPU) is torch.bfloat16

@@ -2,7 +2,14 @@
 
 One code path for CPU and CUDA: on CUDA the batch is moved with ``non_blocking=True`` (truly
 asynchronous when the loader pins memory), converted to ``channels_last`` and the forward runs
-under bf16 autocast; on CPU the same calls run with those switches off.
+under bf16 autocast where the GPU has native bf16; on CPU the same calls run with those switches
+off.
+
+Under torchrun every process takes its own GPU, ``cuda:LOCAL_RANK``, for ``"auto"`` and
+``"cuda"``; an explicit ``"cuda:N"`` is refused there (it would put every process on one GPU).
+Precision ``"auto"`` is bf16 only on a GPU with native bf16 (compute capability 8.0 or newer:
+A100, H100, RTX 30xx / 40xx ...), probed on the process's own device; older GPUs (V100, T4) and
+the CPU train in fp32. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -18,17 +25,26 @@ from torch import Tensor
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def _multi_process() -> tuple[bool, int]:
+    """(started by a launcher with several processes, this process's LOCAL_RANK)."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return world > 1 and "LOCAL_RANK" in os.environ, int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda:LOCAL_RANK`` (``cuda:0`` outside torchrun) when CUDA is available, else
-    ``cpu``. Explicit strings (``"cpu"``, ``"cuda"``, ``"cuda:1"``) are checked against the machine.
+    """The device this process trains on.
+
+    ``"auto"``: ``cuda:LOCAL_RANK`` when CUDA is available (``cuda:0`` outside torchrun), else
+    ``cpu``. ``"cuda"``: the same GPU choice, required. ``"cuda:N"``: GPU ``N`` in a single-process
+    run; refused under a multi-process launch (every rank would share one GPU) - use ``"cuda"``
+    or ``"auto"`` there, with ``CUDA_VISIBLE_DEVICES`` to pick which GPUs. ``"cpu"`` (also
+    ``"mps"`` / ``"xpu"``) as given.
     """
+    multi, local_rank = _multi_process()
     if isinstance(device, torch.device):
         resolved = device
     elif device == "auto":
-        if torch.cuda.is_available():
-            resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        else:
-            resolved = torch.device("cpu")
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         try:
             resolved = torch.device(device)
@@ -39,34 +55,63 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device: {device!r} was requested but CUDA is not available")
+        count = torch.cuda.device_count()
         if resolved.index is None:
-            resolved = torch.device("cuda", torch.cuda.current_device())
-        if resolved.index >= torch.cuda.device_count():
+            index = local_rank if multi else torch.cuda.current_device()
+            if index >= count:
+                raise ValueError(
+                    f"device: this process has LOCAL_RANK={local_rank} but only {count} CUDA "
+                    "device(s) are visible; start at most one process per GPU "
+                    "(torchrun --nproc_per_node <= number of GPUs)"
+                )
+            resolved = torch.device("cuda", index)
+        elif multi:
             raise ValueError(
-                f"device: {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)"
+                f"device: {device!r} names one GPU, but this is one of several processes "
+                f"(WORLD_SIZE={os.environ.get('WORLD_SIZE')}): every process would use it. Use "
+                "device 'cuda' or 'auto' (each process takes cuda:LOCAL_RANK) and "
+                "CUDA_VISIBLE_DEVICES to choose the GPUs"
             )
+        elif resolved.index >= count:
+            raise ValueError(f"device: {device!r} does not exist ({count} CUDA devices)")
     elif resolved.type not in ("cpu", "mps", "xpu"):
         raise ValueError(f"device: unsupported device type {resolved.type!r}")
     return resolved
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: CUDA compute capability >= 8.0 (Ampere and
+    newer), probed on ``device`` itself, not on GPU 0. ``torch.cuda.is_bf16_supported()`` alone
+    also answers True where bf16 is only emulated (slowly) on older GPUs."""
+    if device.type != "cuda":
+        return False
+    if getattr(torch.version, "hip", None):  # ROCm: torch knows which gfx archs have bf16
+        with torch.cuda.device(device):
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for ``precision``: ``None`` means plain fp32 (no autocast).
 
-    ``"auto"`` is bf16 on a CUDA device that supports it and fp32 elsewhere; ``"bf16"`` is
-    honoured on CPU too (CPU autocast), ``"fp32"`` disables autocast.
+    ``"auto"``: bf16 on a CUDA device with native bf16 (``native_bf16``), fp32 everywhere else
+    (older GPUs and CPU; no fp16 + loss scaling: fp32 is exact and the metric losses stay stable).
+    ``"bf16"``: required; on CUDA it must be native, on CPU it runs under CPU autocast.
+    ``"fp32"``: no autocast.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return None
     if precision == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision: 'bf16' requested but {device} does not support bf16")
+        if device.type == "cuda" and not native_bf16(device):
+            cap = ".".join(map(str, torch.cuda.get_device_capability(device)))
+            raise ValueError(
+                f"precision: 'bf16' requested but {device} ({torch.cuda.get_device_name(device)},"
+                f" compute capability {cap}) has no native bf16; use precision 'fp32' or 'auto'"
+            )
         return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
+    return torch.bfloat16 if native_bf16(device) else None
 
 
 def resolve_channels_last(channels_last: bool | str, device: torch.device) -> bool:
