@@ -21,7 +21,17 @@ from reid_pipeline.data.loaders import (
     verify_images,
 )
 
-ALL = ["cuhk03", "dukemtmc", "llcm", "market1501", "msmt17", "regdb", "sysu_mm01"]
+ALL = [
+    "cuhk03",
+    "dukemtmc",
+    "folders",
+    "llcm",
+    "manifest",
+    "market1501",
+    "msmt17",
+    "regdb",
+    "sysu_mm01",
+]
 
 
 def test_public_reexport_and_names() -> None:
@@ -43,6 +53,8 @@ def test_unknown_dataset_lists_the_accepted_names(tmp_path: Path) -> None:
         ("regdb", "['relabel', 'trial', 'verify_images']"),
         ("llcm", "['relabel', 'test_source', 'verify_images']"),
         ("sysu_mm01", "['relabel', 'verify_images']"),
+        ("manifest", "['relabel', 'verify_images']"),
+        ("folders", "['relabel', 'verify_images']"),
     ],
 )
 def test_unknown_option_names_it_and_lists_accepted(

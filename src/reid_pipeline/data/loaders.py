@@ -2,10 +2,11 @@
 the parsing and validation helpers the format modules share.
 
 Each format lives in ``reid_pipeline.data.formats.<name>`` (one short file with the dataset's
-reference, statistics and file-name pattern, torchreid-style) and exposes
+reference, statistics and file-name pattern, torchreid-style; ``manifest`` and ``folders`` read
+your own crops, docs/custom_data.md) and exposes
 ``load(root, **keyword_only_options) -> Splits`` returning *original* pids. This module adds what
 is common to all of them: option checking, train-pid relabelling, the shared ``info`` keys and the
-optional image verification. Conventions (DATASETS.md): records are ``(path, pid, camid,
+optional image verification. Conventions (docs/datasets.md): records are ``(path, pid, camid,
 modality)`` with absolute paths, 0-based camids, query / gallery keep the dataset's own pids.
 
 Every layout problem raises one :class:`DatasetFormatError` naming the offending path (list file
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import numbers
 import os
 import re
 from collections import Counter
@@ -27,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from reid_pipeline.data.image_check import image_problem
 from reid_pipeline.data.records import DatasetFormatError, Modality, Record, Splits, relabel
 
 __all__ = [
@@ -40,8 +44,10 @@ __all__ = [
     "list_subdirs",
     "load_dataset",
     "load_market_style",
+    "parse_integer",
     "read_id_list",
     "read_list_file",
+    "report_identity_overlap",
     "require_dir",
     "require_file",
     "require_records",
@@ -57,7 +63,12 @@ _FORMATS: dict[str, str] = {
     "sysu_mm01": "reid_pipeline.data.formats.sysu_mm01",
     "regdb": "reid_pipeline.data.formats.regdb",
     "llcm": "reid_pipeline.data.formats.llcm",
+    # your own data (docs/custom_data.md)
+    "manifest": "reid_pipeline.data.formats.manifest",
+    "folders": "reid_pipeline.data.formats.folders",
 }
+
+logger = logging.getLogger(__name__)
 
 _COMMON_OPTIONS: dict[str, bool] = {"verify_images": False, "relabel": True}
 
@@ -79,6 +90,9 @@ def load_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> Spl
     (training pids -> ``0..N-1`` in ascending order of the original pid; for visible-infrared data
     one person keeps one label in both modalities). Format options: ``cuhk03`` ``variant``,
     ``msmt17`` ``version`` / ``combine_val``, ``regdb`` ``trial``, ``llcm`` ``test_source``.
+    Your own data: ``manifest`` (a CSV / Parquet file) and ``folders`` (one folder per identity);
+    ``root`` then names the manifest or the folder holding ``train/ query/ gallery/``. Every
+    format and layout is described in docs/datasets.md.
     """
     if name not in _FORMATS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {dataset_names()}")
@@ -320,9 +334,58 @@ def check_unique_paths(records: Sequence[Record], *, source: Path) -> None:
         seen.add(record.path)
 
 
+# --------------------------------------------------------------------------- own data
+
+
+def parse_integer(value: Any) -> int | None:
+    """``value`` as an int when it is one (an integer, a float with no fraction such as a Parquet
+    column widened by a missing value, or a decimal string); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return int(number) if number.is_integer() else None
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def report_identity_overlap(
+    train: Sequence[Record], query: Sequence[Record], gallery: Sequence[Record], *, source: Path
+) -> dict[str, int]:
+    """Warnings for what evaluation would otherwise count silently: queries whose identity has
+    no gallery image (the protocols skip them) and identities shared by train and test. Returns
+    the counts for ``Splits.info``."""
+    gallery_ids = {r.pid for r in gallery}
+    absent = [r for r in query if r.pid not in gallery_ids]
+    if absent:
+        logger.warning(
+            "%s: %d of %d query images (%d identities) have no gallery image of their identity; "
+            "evaluation skips them (skipped: identity_not_in_gallery)",
+            source,
+            len(absent),
+            len(query),
+            len({r.pid for r in absent}),
+        )
+    shared = {r.pid for r in train} & {r.pid for part in (query, gallery) for r in part}
+    if shared:
+        logger.warning(
+            "%s: %d identities appear in train and in query / gallery; the evaluation then "
+            "measures identities seen in training (benchmarks keep them disjoint)",
+            source,
+            len(shared),
+        )
+    return {
+        "num_query_without_gallery_identity": len(absent),
+        "num_identities_in_train_and_test": len(shared),
+    }
+
+
 # --------------------------------------------------------------------------- Market-style folders
 
-# DATASETS.md's ``([-\d]+)_c(\d)``, anchored, with the sign allowed only in front.
+# docs/datasets.md's ``([-\d]+)_c(\d)``, anchored, with the sign allowed only in front.
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d)")
 
 
@@ -385,25 +448,16 @@ def load_market_style(
 
 
 def _check_image(path: str) -> str | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.verify()
-            width, height = image.size
-        if width < 1 or height < 1:
-            return f"{path}: image has size {width}x{height}; expected a non-empty image"
-    except Exception as exc:  # any decoder failure means the file is unreadable
-        return f"{path}: unreadable image ({type(exc).__name__}: {exc}); expected a valid image"
-    return None
+    return image_problem(path)
 
 
 def verify_images(paths: Iterable[str], *, workers: int = 4) -> None:
-    """Open every image and verify its header (``PIL.Image.verify``); raise
-    :class:`DatasetFormatError` naming the first unreadable file, in input order.
+    """Open every image, verify its structure (``PIL.Image.verify``) and decode all its pixels;
+    raise :class:`DatasetFormatError` naming the first damaged file, in input order.
 
-    Catches empty, truncated-header and non-image files; pixel data of a JPEG cut short after
-    its header is only detected when the image is decoded for training."""
+    Catches empty, non-image and truncated files, a JPEG cut short after its header included
+    (which OpenCV and torchvision would decode as a partly grey image): see
+    :mod:`reid_pipeline.data.image_check`."""
     paths = list(paths)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from reid_pipeline.errors import DataError
+
 
 class Modality(IntEnum):
     VISIBLE = 0
@@ -34,10 +36,13 @@ class Record(NamedTuple):
 MANIFEST_COLUMNS = ("path", "pid", "camid", "modality")
 
 
-class DatasetFormatError(ValueError):
-    """A dataset folder does not match its documented layout.
+class DatasetFormatError(DataError):
+    """A dataset folder does not match its documented layout (docs/datasets.md), or an image is
+    damaged.
 
-    The message always names the offending path (or key) and what was expected there.
+    The message always names the offending path (or key) and what was expected there. A
+    :class:`reid_pipeline.errors.DataError` (and so a ``ValueError``): the command line prints it
+    as one line.
     """
 
 
