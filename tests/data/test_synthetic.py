@@ -14,7 +14,7 @@ import scipy.io
 from PIL import Image
 
 from reid_pipeline.data import generate_synthetic
-from reid_pipeline.data.synthetic import LAYOUTS, resolve_options, writer
+from reid_pipeline.data.synthetic import LAYOUTS, STAMP_NAME, resolve_options, writer
 
 ALL_LAYOUTS = sorted(LAYOUTS)
 
@@ -34,7 +34,17 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """Files of the layout (the synthetic.json options stamp left out)."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).as_posix() != STAMP_NAME
+    )
+
+
+def _entries(folder: Path) -> list[str]:
+    """Names directly in ``folder``, sorted (the synthetic.json options stamp left out)."""
+    return sorted(p.name for p in folder.iterdir() if p.name != STAMP_NAME)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -55,7 +65,8 @@ MARKET = re.compile(r"^(-1|\d{4})_c([1-6])s([1-6])_(\d{6})_(\d{2})\.jpg$")
 def test_market1501_layout(tiny):
     folder = tiny["market1501"]
     assert folder.name == "Market-1501-v15.09.15"
-    assert sorted(p.name for p in folder.iterdir()) == [
+    assert (folder / STAMP_NAME).is_file()
+    assert _entries(folder) == [
         "bounding_box_test",
         "bounding_box_train",
         "query",
@@ -67,7 +78,7 @@ def test_market1501_layout(tiny):
         for name in names:
             match = MARKET.match(name)
             assert match, f"{sub}/{name} does not follow the Market-1501 pattern"
-            assert re.match(r"([-\d]+)_c(\d)", name)  # the pattern DATASETS.md parses with
+            assert re.match(r"([-\d]+)_c(\d)", name)  # the pattern docs/datasets.md parses with
         parsed[sub] = [(int(MARKET.match(n)[1]), int(MARKET.match(n)[2])) for n in names]
     gallery_pids = [p for p, _ in parsed["bounding_box_test"]]
     assert gallery_pids.count(-1) == 2
@@ -142,7 +153,7 @@ def test_cuhk03_layout_has_both_variants_of_the_same_photographs(tiny):
 def test_msmt17_layout_and_lists(tiny, key, image_dirs):
     folder = tiny[key]
     assert folder.name == ("MSMT17_V2" if key.endswith("v2") else "MSMT17_V1")
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
+    assert _entries(folder) == sorted(
         [*image_dirs, "list_gallery.txt", "list_query.txt", "list_train.txt", "list_val.txt"]
     )
     line = re.compile(
@@ -185,7 +196,7 @@ def test_msmt17_v2_masks_only_the_faces(tiny):
 def test_sysu_mm01_layout_and_exp_files(tiny):
     folder = tiny["sysu_mm01"]
     assert folder.name == "SYSU-MM01"
-    assert sorted(p.name for p in folder.iterdir()) == [*(f"cam{i}" for i in range(1, 7)), "exp"]
+    assert _entries(folder) == [*(f"cam{i}" for i in range(1, 7)), "exp"]
     ids = {}
     for name in ("train_id", "val_id", "test_id"):
         text = (folder / "exp" / f"{name}.txt").read_text()

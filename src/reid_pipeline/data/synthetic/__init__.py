@@ -5,7 +5,13 @@
 ``SYSU-MM01``, ``RegDB``, ``LLCM``) with the real folder structure, file names, split / index
 files, junk and distractor files, so the loaders read it exactly like a real download. Layouts:
 ``market1501``, ``dukemtmc``, ``cuhk03`` (both ``detected`` and ``labeled``), ``msmt17``
-(``version`` v1 | v2), ``sysu_mm01``, ``regdb``, ``llcm``.
+(``version`` v1 | v2), ``sysu_mm01``, ``regdb``, ``llcm``, and the two own-data formats
+``folders`` (``synthetic_folders/``) and ``manifest`` (``synthetic_manifest/``), drawn from the
+Market-1501 persons. Every layout is described in docs/datasets.md.
+
+``ensure_synthetic(root, name, options) -> Path`` (stamp.py) generates a dataset when missing and
+regenerates it, atomically and with a WARNING, when the ``synthetic.json`` stamp inside the
+folder records other options (``progress`` / ``workers`` / ``overwrite`` do not count).
 
 Options (keyword-only; ``None`` = the preset's value; all validated with a clear ValueError):
 
@@ -34,7 +40,8 @@ Options (keyword-only; ``None`` = the preset's value; all validated with a clear
 Modules: identity.py (attributes), scene.py (cameras, per-image scenes), raster.py (numpy
 rasteriser), figure.py (the pedestrian's display list), render.py (background, camera, visible
 and infrared), plan.py (jobs), layouts_single.py / layouts_vi.py (one planner per layout),
-options.py (presets, validation), writer.py (atomic writing, workers, progress).
+options.py (presets, validation), writer.py (atomic writing, workers, progress), stamp.py
+(the options stamp, ``ensure_synthetic``).
 
 Speed (benchmarks/bench_synthetic.py, 2-core shared machine, load ~2): 128x64 Market crops take
 ~2.3 ms to render and ~3.3 ms each through the whole writer including JPEG encoding and writing
@@ -46,17 +53,21 @@ from __future__ import annotations
 
 from reid_pipeline.data.synthetic.options import LAYOUTS, PRESETS, SyntheticOptions, resolve_options
 from reid_pipeline.data.synthetic.plan import ImageJob, Plan, RenderSettings, render_job
+from reid_pipeline.data.synthetic.stamp import STAMP_NAME, ensure_synthetic, read_stamp
 from reid_pipeline.data.synthetic.writer import build_plan, generate_synthetic, render_settings
 
 __all__ = [
     "LAYOUTS",
     "PRESETS",
+    "STAMP_NAME",
     "ImageJob",
     "Plan",
     "RenderSettings",
     "SyntheticOptions",
     "build_plan",
+    "ensure_synthetic",
     "generate_synthetic",
+    "read_stamp",
     "render_job",
     "render_settings",
     "resolve_options",

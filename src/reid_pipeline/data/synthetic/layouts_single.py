@@ -1,6 +1,6 @@
 """Planners of the single-modality layouts: Market-1501, DukeMTMC-reID, CUHK03-NP, MSMT17.
 
-Folder and file names follow ../shared/design/DATASETS.md and the real releases:
+Folder and file names follow the real releases (docs/datasets.md):
 
 - Market-1501 (Zheng et al., ICCV 2015): ``Market-1501-v15.09.15/{bounding_box_train,
   bounding_box_test,query}/PPPP_cCsS_FFFFFF_BB.jpg``, cameras 1-6. ``bounding_box_test`` also
@@ -18,9 +18,15 @@ Folder and file names follow ../shared/design/DATASETS.md and the real releases:
   ``list_{train,val,query,gallery}.txt`` (``0000/0000_000_01_0303morning_0015_0.jpg 0``: path
   relative to the image folder, label = pid, 0-based; train and test pids both start at 0);
   V2 uses ``mask_train_v2`` / ``mask_test_v2`` and masked faces. 15 cameras.
+- Your own data (docs/custom_data.md), from the Market-1501 plan (same persons and pictures):
+  ``folders`` writes ``synthetic_folders/{train,query,gallery}/<pid>/<Market file name>``
+  (distractors under ``gallery/0000``), ``manifest`` writes ``synthetic_manifest/images/<split>/
+  <Market file name>`` plus ``manifest.csv`` (``path,pid,camid,modality,split``).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -212,4 +218,36 @@ def plan_msmt17(o: SyntheticOptions) -> Plan:
                         )
     for name, lines in lists.items():
         plan.texts[f"list_{name}.txt"] = "".join(line + "\n" for line in lines)
+    return plan
+
+
+_OWN_SPLITS = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
+
+
+def _market_jobs_by_split(o: SyntheticOptions) -> list[tuple[ImageJob, str, str]]:
+    """(job, split, file name) of the Market-1501 plan for the same options (no junk)."""
+    out = []
+    for job in plan_market1501(o).jobs:
+        folder, name = job.relpath.split("/")
+        out.append((job, _OWN_SPLITS[folder], name))
+    return out
+
+
+def plan_folders(o: SyntheticOptions) -> Plan:
+    plan = Plan()
+    for job, split, name in _market_jobs_by_split(o):
+        pid_text = name.split("_")[0]
+        plan.jobs.append(replace(job, relpath=f"{split}/{pid_text}/{name}"))
+    return plan
+
+
+def plan_manifest(o: SyntheticOptions) -> Plan:
+    plan = Plan()
+    rows = ["path,pid,camid,modality,split"]
+    for job, split, name in _market_jobs_by_split(o):
+        relpath = f"images/{split}/{name}"
+        plan.jobs.append(replace(job, relpath=relpath))
+        pid, camera = name.split("_")[:2]
+        rows.append(f"{relpath},{int(pid)},{int(camera[1]) - 1},visible,{split}")
+    plan.texts["manifest.csv"] = "".join(row + "\n" for row in rows)
     return plan

@@ -1,6 +1,6 @@
 """Planners of the visible-infrared layouts: SYSU-MM01, RegDB, LLCM.
 
-Folder and file names follow ../shared/design/DATASETS.md and the real releases:
+Folder and file names follow the real releases (docs/datasets.md):
 
 - SYSU-MM01 (Wu et al., ICCV 2017): ``SYSU-MM01/cam{1..6}/PPPP/NNNN.jpg`` (NNNN from 0001),
   cameras 3 and 6 near-infrared, cam2 and cam3 in one room (same background);

@@ -56,6 +56,46 @@ LAYOUTS: dict[str, LayoutSpec] = {
             has_distractors=True,
             has_junk=True,
         ),
+        # Your-own-data layouts (docs/custom_data.md): the synthetic Market-1501 identities
+        # (same stream, so the same persons and pictures for the same options), junk left out.
+        LayoutSpec(
+            "folders",
+            "synthetic_folders",
+            1,
+            (128, 64),
+            0.5,
+            {
+                "default": dict(
+                    num_train_ids=150,
+                    num_test_ids=150,
+                    images_per_camera=(1, 4),
+                    num_distractors=120,
+                ),
+                "tiny": dict(
+                    num_train_ids=4, num_test_ids=4, images_per_camera=(1, 2), num_distractors=3
+                ),
+            },
+            has_distractors=True,
+        ),
+        LayoutSpec(
+            "manifest",
+            "synthetic_manifest",
+            1,
+            (128, 64),
+            0.5,
+            {
+                "default": dict(
+                    num_train_ids=150,
+                    num_test_ids=150,
+                    images_per_camera=(1, 4),
+                    num_distractors=120,
+                ),
+                "tiny": dict(
+                    num_train_ids=4, num_test_ids=4, images_per_camera=(1, 2), num_distractors=3
+                ),
+            },
+            has_distractors=True,
+        ),
         LayoutSpec(
             "dukemtmc",
             "DukeMTMC-reID",

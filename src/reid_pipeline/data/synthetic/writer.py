@@ -5,6 +5,8 @@ Atomic: everything is written into a hidden temporary sibling ``root/.<folder>.t
 to ``root/<folder>`` only when complete, so an interrupted or failed run never leaves a half
 dataset that looks complete (the temporary folder is removed on failure). An existing dataset
 folder is an error unless ``overwrite=True``; it is then replaced only after the new one is done.
+The folder records its options in ``synthetic.json`` (stamp.py), which ``ensure_synthetic``
+compares before reusing it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from PIL import Image
 from reid_pipeline.data.synthetic.layouts_single import (
     plan_cuhk03,
     plan_dukemtmc,
+    plan_folders,
+    plan_manifest,
     plan_market1501,
     plan_msmt17,
 )
 from reid_pipeline.data.synthetic.layouts_vi import plan_llcm, plan_regdb, plan_sysu_mm01
 from reid_pipeline.data.synthetic.options import SyntheticOptions, resolve_options
 from reid_pipeline.data.synthetic.plan import ImageJob, Plan, RenderSettings, render_job
+from reid_pipeline.data.synthetic.stamp import make_stamp, write_stamp
 
 PLANNERS: dict[str, Callable[[SyntheticOptions], Plan]] = {
     "market1501": plan_market1501,
@@ -38,6 +43,8 @@ PLANNERS: dict[str, Callable[[SyntheticOptions], Plan]] = {
     "sysu_mm01": plan_sysu_mm01,
     "regdb": plan_regdb,
     "llcm": plan_llcm,
+    "folders": plan_folders,
+    "manifest": plan_manifest,
 }
 _CHUNK = 64
 
@@ -164,8 +171,7 @@ def generate_synthetic(
     See the package docstring for the meaning of every option. Raises ``ValueError`` for a bad
     option and ``FileExistsError`` when the dataset folder exists and ``overwrite`` is False.
     """
-    options = resolve_options(
-        layout,
+    requested = dict(
         preset=preset,
         seed=seed,
         num_ids=num_ids,
@@ -182,6 +188,11 @@ def generate_synthetic(
         version=version,
         jpeg_quality=jpeg_quality,
         workers=workers,
+    )
+    options = resolve_options(layout, **requested)
+    defaults = {"preset": "default", "seed": 0, "jpeg_quality": 92, "workers": 1}
+    stamp = make_stamp(
+        options, {k: v for k, v in requested.items() if v is not None and v != defaults.get(k)}
     )
     root = Path(root)
     final = root / options.folder
@@ -205,6 +216,7 @@ def generate_synthetic(
             progress=progress,
             label=f"synthetic {layout}",
         )
+        write_stamp(tmp, stamp)
         old = None
         if final.exists() or final.is_symlink():
             old = root / f".{options.folder}.old-{uuid.uuid4().hex[:8]}"
