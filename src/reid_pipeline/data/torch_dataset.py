@@ -5,9 +5,11 @@ Batch contract (with ``fit()`` and extraction): the default collate turns the it
 "modality": LongTensor[B], "index": LongTensor[B]}``; ``index`` is the position in ``records``.
 
 Decoding: OpenCV (``cv2.imread`` + BGR->RGB), measured faster than PIL in benchmarks/
-bench_augment.py. An image that cannot be read or decoded raises ``DatasetFormatError`` naming
-the path. (libjpeg decodes a truncated JPEG as far as it goes, with a warning; that is not
-detected.)
+bench_augment.py. An image that cannot be read or decoded raises ``DatasetFormatError`` (a
+``DataError``) naming the path. libjpeg decodes a JPEG cut short as far as it goes (grey below,
+a warning naming no file): ``read_image`` checks that a JPEG ends with its end-of-image marker
+(2 + 64 bytes read) and raises for a damaged one too, never substituting an image. The message
+suggests the ``verify_images`` load option, which finds every damaged file before training.
 
 Deterministic augmentation (ours). The random stream of the transforms is reseeded from
 ``SeedSequence([seed, epoch, rank, worker_id])`` the first time a process (the main process with
@@ -33,15 +35,28 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from reid_pipeline.data.image_check import jpeg_cut_short
 from reid_pipeline.data.records import DatasetFormatError, Record
+
+_VERIFY_HINT = (
+    "; set `options: {verify_images: true}` in the dataset's parameters to list every damaged "
+    "file before training (docs/datasets.md)"
+)
 
 
 def read_image(path: str) -> np.ndarray:
-    """Decode ``path`` to an HxWx3 uint8 RGB array; ``DatasetFormatError`` naming the path."""
+    """Decode ``path`` to an HxWx3 uint8 RGB array; ``DatasetFormatError`` naming the path when
+    it is missing, unreadable or damaged (a JPEG cut short included)."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        reason = "does not exist" if not os.path.exists(path) else "cannot be decoded as an image"
-        raise DatasetFormatError(f"image {path!r} {reason}")
+        if not os.path.exists(path):
+            raise DatasetFormatError(f"image {path!r} does not exist")
+        raise DatasetFormatError(f"image {path!r} cannot be decoded as an image{_VERIFY_HINT}")
+    damage = jpeg_cut_short(path)
+    if damage is not None:
+        raise DatasetFormatError(
+            f"image {path!r} is damaged and cannot be decoded completely ({damage}){_VERIFY_HINT}"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
 
 
