@@ -19,8 +19,8 @@ from reid_pipeline.evaluation import (
     evaluate_rank,
     pairwise_distance,
 )
-from reid_pipeline.evaluation.llcm import sample_one_per_camera
 from reid_pipeline.evaluation.protocols import record_arrays
+from reid_pipeline.evaluation.protocols.llcm import sample_one_per_camera
 
 
 def _market_like(seed: int = 0) -> tuple:

@@ -14,7 +14,7 @@ from scipy.io import loadmat
 from reid_pipeline.data.records import Record
 from reid_pipeline.evaluation import evaluate_protocol, evaluate_sysu_mm01, load_sysu_permutation
 from reid_pipeline.evaluation.protocols import record_arrays
-from reid_pipeline.evaluation.sysu import sample_gallery
+from reid_pipeline.evaluation.protocols.sysu import sample_gallery
 from tests.shared_data import SYSU_OFFICIAL as OFFICIAL
 from tests.shared_data import SYSU_OFFICIAL_MISSING, SYSU_OFFICIAL_PRESENT
 

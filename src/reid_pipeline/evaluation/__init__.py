@@ -1,21 +1,35 @@
 """Evaluation: distances, ranking metrics, protocols and re-ranking (Kedro-free).
 
 - ``evaluate_rank`` / ``evaluate_from_features``: CMC, mAP, mINP (``RankResult``).
-- ``evaluate_protocol``: every dataset's protocol (``ProtocolResult``).
+- ``evaluate_protocol``: every dataset's protocol (``ProtocolResult``); ``protocols/`` holds one
+  module per protocol, registered by dataset format name (``register_protocol``).
 - ``re_ranking`` (exact, from matrices) / ``re_ranking_from_features`` / ``iter_re_ranked``.
-- ``pairwise_distance``, ``iter_distance_blocks``, ``flip_average``, ``average_query_expansion``.
+- ``pairwise_distance``, ``distance_rows`` (a few query rows, for rank lists),
+  ``iter_distance_blocks``, ``flip_average``, ``average_query_expansion``.
+
+Metrics, protocol rules, re-ranking and speed: docs/evaluation.md.
 """
 
-from reid_pipeline.evaluation.distance import METRICS, iter_distance_blocks, pairwise_distance
+from reid_pipeline.evaluation.distance import (
+    METRICS,
+    distance_rows,
+    iter_distance_blocks,
+    pairwise_distance,
+)
 from reid_pipeline.evaluation.helpers import average_query_expansion, flip_average, l2_normalize
-from reid_pipeline.evaluation.llcm import evaluate_llcm
 from reid_pipeline.evaluation.protocols import (
     ProtocolResult,
     RankOptions,
     SettingResult,
+    evaluate_custom,
+    evaluate_llcm,
     evaluate_protocol,
     evaluate_regdb,
     evaluate_single_modality,
+    evaluate_sysu_mm01,
+    load_sysu_permutation,
+    protocol_names,
+    register_protocol,
 )
 from reid_pipeline.evaluation.rank import (
     SKIP_REASONS,
@@ -24,7 +38,6 @@ from reid_pipeline.evaluation.rank import (
     evaluate_rank,
 )
 from reid_pipeline.evaluation.rerank import iter_re_ranked, re_ranking, re_ranking_from_features
-from reid_pipeline.evaluation.sysu import evaluate_sysu_mm01, load_sysu_permutation
 
 __all__ = [
     "METRICS",
@@ -34,6 +47,8 @@ __all__ = [
     "RankResult",
     "SettingResult",
     "average_query_expansion",
+    "distance_rows",
+    "evaluate_custom",
     "evaluate_from_features",
     "evaluate_llcm",
     "evaluate_protocol",
@@ -47,6 +62,8 @@ __all__ = [
     "l2_normalize",
     "load_sysu_permutation",
     "pairwise_distance",
+    "protocol_names",
     "re_ranking",
     "re_ranking_from_features",
+    "register_protocol",
 ]

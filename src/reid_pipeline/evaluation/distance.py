@@ -97,6 +97,15 @@ def as_features(x: Any, *, name: str) -> Any:
     return arr
 
 
+def take_rows(feats: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of a numpy array or torch tensor (on its device)."""
+    if is_tensor(feats):
+        import torch
+
+        return feats[torch.as_tensor(idx, device=feats.device)]
+    return np.asarray(feats)[idx]
+
+
 def l2_normalize_rows(x: Any) -> Any:
     """``x / max(|x|, 1e-12)`` row-wise, numpy or torch."""
     if is_tensor(x):
@@ -250,3 +259,39 @@ def pairwise_distance(
     """The full (Q, G) distance matrix; the same numbers ``iter_distance_blocks`` streams."""
     blocks = iter_distance_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk_size)
     return np.concatenate([block for _, block in blocks], axis=0)
+
+
+def distance_rows(
+    q_feats: Any,
+    g_feats: Any,
+    rows: Any,
+    *,
+    metric: Metric = "cosine",
+    chunk_size: int = DEFAULT_GEMM_ROWS,
+) -> np.ndarray:
+    """Distances from the query rows ``rows`` to every gallery row: ``(len(rows), G)``.
+
+    What a rank list of a few queries needs, without the full Q x G matrix: row ``k`` holds
+    ``distance(q_feats[rows[k]], g_feats)`` with the metric the protocols rank by (``cosine``:
+    ``1 - cos``, ``euclidean``, ``inner_product``; features are not normalised first, the
+    cosine divides by the norms). numpy float32 (float64 when both feature arrays are float64),
+    equal to the matching rows of ``pairwise_distance`` up to the rounding of the GEMM. ``rows``:
+    query indices (any order, repeats allowed); plain distances, never re-ranked ones.
+    """
+    check_metric(metric)
+    q = as_features(q_feats, name="q_feats")
+    idx = to_numpy(rows, name="rows")
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise ValueError(
+            f"rows must be a 1-D sequence of query indices (integers), got shape {idx.shape} and "
+            f"dtype {idx.dtype}"
+        )
+    if len(idx) == 0:
+        raise ValueError("rows is empty; give at least one query index")
+    n = q.shape[0]
+    if idx.min() < 0 or idx.max() >= n:
+        bad = int(idx[(idx < 0) | (idx >= n)][0])
+        raise ValueError(f"rows holds {bad}, but q_feats has {n} rows (indices 0..{n - 1})")
+    return pairwise_distance(
+        take_rows(q, idx.astype(np.int64)), g_feats, metric=metric, chunk_size=chunk_size
+    )

@@ -41,6 +41,7 @@ from reid_pipeline.evaluation.distance import (
     to_numpy,
 )
 from reid_pipeline.evaluation.kernels import GalleryIndex, rank_block
+from reid_pipeline.evaluation.rerank import iter_re_ranked
 
 #: Why a query can be left out of the means.
 SKIP_REASONS: dict[str, str] = {
@@ -394,8 +395,6 @@ def evaluate_from_features(  # noqa: PLR0917 - mirrors evaluate_rank's positiona
     )
     blocks: Iterator[tuple[int, np.ndarray]]
     if rerank:
-        from reid_pipeline.evaluation.rerank import iter_re_ranked
-
         blocks = iter_re_ranked(
             q_feats, g_feats, metric=metric, chunk_size=chunk_size, **dict(rerank_options or {})
         )

@@ -5,8 +5,8 @@ Benchmark for Visible-Infrared Person Re-identification", CVPR 2023, and the aut
 test code (github.com/ZYK100/LLCM: ``DEEN/test.py``, ``DEEN/data_manager.py``,
 ``AGW/eval_metrics.py``), which produced the published LLCM baseline table.
 
-``variant="standard"`` (DATASETS.md): IR->VIS ranks every test NIR image against a gallery of one
-VIS image per (id, camera); VIS->IR ranks every test VIS image against one NIR image per
+``variant="standard"`` (docs/evaluation.md): IR->VIS ranks every test NIR image against a gallery
+of one VIS image per (id, camera); VIS->IR ranks every test VIS image against one NIR image per
 (id, camera). Exclusion: same pid and same camera number; unique-id CMC (``eval_llcm``: the best-
 ranked image of each identity, ``np.unique(..., return_index=True)`` over the kept list); mAP and
 mINP over the full kept list; 10 trials.
@@ -44,12 +44,13 @@ import pandas as pd
 
 from reid_pipeline.data.records import Record
 from reid_pipeline.evaluation.distance import Metric
-from reid_pipeline.evaluation.protocols import (
+from reid_pipeline.evaluation.protocols.core import (
     ProtocolResult,
     RankOptions,
     RecordArrays,
     feature_rows,
     record_arrays,
+    register_protocol,
     run_ranking,
     setting_result,
 )
@@ -169,3 +170,6 @@ def evaluate_llcm(
             direction, runs, {**rules, "variant": variant, "queries": rows}
         )
     return ProtocolResult("llcm", settings, {**opts.info(), "variant": variant})
+
+
+register_protocol("llcm", evaluate_llcm)

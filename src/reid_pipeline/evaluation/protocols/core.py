@@ -1,17 +1,15 @@
-"""Evaluation protocols: one result type for every dataset, one dispatcher.
+"""What every evaluation protocol shares: the result types, the record plumbing, the ranking call,
+and the registry of protocols keyed by dataset format name.
 
-``evaluate_protocol(dataset, q_feats, g_feats, query, gallery, info, *, metric, rerank, ...)``
-returns a ``ProtocolResult``: per setting (``"single_query"``, ``"all_search/single_shot"``,
-``"thermal_to_visible"``, ``"ir_to_vis"``, ...) the per-trial R1/R5/R10/R20/mAP/mINP, their mean
-and (population) std, the mean CMC, and ``to_dict()`` JSON for DVC metrics.
-
-- Single-modality (market1501, dukemtmc, cuhk03 - the 767/700 "new protocol" uses the Market
-  metric -, msmt17): one trial, the standard same-pid-same-camera removal, standard CMC.
-- SYSU-MM01 (``sysu.py``), LLCM (``llcm.py``): per-trial sampled galleries, unique-id CMC.
-- RegDB: thermal->visible as the loader gives it (query = thermal test images, gallery = visible
-  test images of the trial) and visible->thermal with the roles swapped; no exclusion, standard
-  CMC (``eval_regdb`` of the VI-ReID baseline code). One model per trial: evaluate each trial and
-  merge them with ``ProtocolResult.combine``.
+A protocol module (``single.py``, ``sysu.py``, ``regdb.py``, ``llcm.py``, ``custom.py``) defines
+an ``evaluate_*`` function and registers it under the format names ``load_dataset`` uses
+(``register_protocol("regdb", evaluate_regdb)``); ``evaluate_protocol`` (the package) dispatches
+on that name. A protocol function takes ``(q_feats, g_feats, query, gallery, *, [info,] metric,
+rerank, rerank_options, max_rank, **its own keyword-only options)`` and returns a
+``ProtocolResult``: per setting (``"single_query"``, ``"all_search/single_shot"``,
+``"thermal_to_visible"``, ...) the per-trial R1/R5/R10/R20/mAP/mINP, their mean and (population)
+std, the mean CMC, and ``to_dict()`` JSON for DVC metrics. The rules of each protocol:
+docs/evaluation.md.
 
 Inputs: query / gallery features (numpy or torch; row i belongs to record i) and the records
 (``Record(path, pid, camid, modality)``, or a manifest DataFrame) with the loader's ``Splits.info``.
@@ -28,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from reid_pipeline.data.records import Record, frame_to_records
-from reid_pipeline.evaluation.distance import Metric, check_metric, is_tensor
+from reid_pipeline.evaluation.distance import Metric, check_metric, take_rows
 from reid_pipeline.evaluation.rank import RankResult, check_max_rank, evaluate_from_features
 
 METRIC_KEYS: tuple[str, ...] = ("R1", "R5", "R10", "R20", "mAP", "mINP")
-SINGLE_MODALITY = ("market1501", "dukemtmc", "cuhk03", "msmt17")
+#: the keyword arguments every protocol takes besides ``info`` and its own options
+COMMON_OPTIONS: tuple[str, ...] = ("metric", "rerank", "rerank_options", "max_rank")
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,15 +171,6 @@ def feature_rows(feats: Any, n: int, *, name: str, records: str) -> Any:
     return feats
 
 
-def take(feats: Any, idx: np.ndarray) -> Any:
-    """Rows ``idx`` of a numpy array or torch tensor (on its device)."""
-    if is_tensor(feats):
-        import torch
-
-        return feats[torch.as_tensor(idx, device=feats.device)]
-    return np.asarray(feats)[idx]
-
-
 @dataclass(frozen=True)
 class RankOptions:
     """What every protocol passes through to ``evaluate_from_features``."""
@@ -230,8 +220,8 @@ def run_ranking(
 ) -> RankResult:
     """Rank the queries ``q_idx`` against the gallery items ``g_idx``."""
     return evaluate_from_features(
-        take(q_feats, q_idx),
-        take(g_feats, g_idx),
+        take_rows(q_feats, q_idx),
+        take_rows(g_feats, g_idx),
         q.pids[q_idx],
         g.pids[g_idx],
         q.camids[q_idx],
@@ -269,153 +259,75 @@ def setting_result(
     )
 
 
-def reject_unknown(options: Mapping[str, Any], dataset: str) -> None:
-    if options:
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One dataset format's protocol: ``evaluate`` called with ``bound`` (keyword arguments fixed
+    at registration, e.g. the single-modality protocol's ``dataset``) and the caller's options."""
+
+    name: str
+    evaluate: Callable[..., ProtocolResult]
+    bound: Mapping[str, Any] = field(default_factory=dict)
+
+    def _keyword_only(self) -> list[str]:
+        return [
+            p.name
+            for p in inspect.signature(self.evaluate).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+
+    @property
+    def options(self) -> list[str]:
+        """The protocol's own options (``modes``, ``trials``, ...), in signature order."""
+        fixed = {"info", *COMMON_OPTIONS, *self.bound}
+        return [name for name in self._keyword_only() if name not in fixed]
+
+    def __call__(  # noqa: PLR0917 - (features, records, info) as evaluate_protocol takes them
+        self,
+        q_feats: Any,
+        g_feats: Any,
+        query: Sequence[Record] | pd.DataFrame,
+        gallery: Sequence[Record] | pd.DataFrame,
+        info: Mapping[str, Any] | None,
+        common: Mapping[str, Any],
+        options: Mapping[str, Any],
+    ) -> ProtocolResult:
+        accepted = self.options
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            takes = f"accepted: {accepted}" if accepted else "it takes none"
+            raise ValueError(f"unknown option(s) {unknown} for the {self.name} protocol; {takes}")
+        extra = {"info": info} if "info" in self._keyword_only() else {}
+        return self.evaluate(
+            q_feats, g_feats, query, gallery, **extra, **common, **self.bound, **options
+        )
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(name: str, evaluate: Callable[..., ProtocolResult], **bound: Any) -> Protocol:
+    """Register ``evaluate`` as the protocol of the dataset format ``name`` (the name
+    ``load_dataset`` takes and writes to ``Splits.info["dataset"]``); ``bound``: keyword arguments
+    always passed to it. One protocol per name."""
+    if name in _PROTOCOLS:
         raise ValueError(
-            f"unknown option(s) {sorted(options)} for the {dataset} protocol; it takes none"
+            f"a protocol for {name!r} is already registered ({_PROTOCOLS[name].evaluate.__name__})"
         )
+    protocol = Protocol(name, evaluate, dict(bound))
+    _PROTOCOLS[name] = protocol
+    return protocol
 
 
-# --------------------------------------------------------------------------- protocols
+def protocol_names() -> list[str]:
+    """The dataset format names with a registered protocol, sorted."""
+    return sorted(_PROTOCOLS)
 
 
-def evaluate_single_modality(
-    q_feats: Any,
-    g_feats: Any,
-    query: Sequence[Record] | pd.DataFrame,
-    gallery: Sequence[Record] | pd.DataFrame,
-    *,
-    dataset: str = "market1501",
-    metric: Metric = "cosine",
-    rerank: bool = False,
-    rerank_options: Mapping[str, Any] | None = None,
-    max_rank: int = 50,
-) -> ProtocolResult:
-    """Market-1501 / DukeMTMC-reID / CUHK03-NP / MSMT17: one ranking, standard rules."""
-    opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
-    )
-    q, g = record_arrays(query, name="query"), record_arrays(gallery, name="gallery")
-    feature_rows(q_feats, len(q), name="q_feats", records="query")
-    feature_rows(g_feats, len(g), name="g_feats", records="gallery")
-    qi, gi = np.arange(len(q)), np.arange(len(g))
-    r = run_ranking(q_feats, g_feats, q, g, q_idx=qi, g_idx=gi, opts=opts)
-    info = {"exclusion": "same pid and same camid", "cmc": "standard"}
-    setting = setting_result("single_query", [(0, r, len(q), len(g))], info)
-    return ProtocolResult(dataset, {"single_query": setting}, opts.info())
-
-
-def evaluate_regdb(
-    q_feats: Any,
-    g_feats: Any,
-    query: Sequence[Record] | pd.DataFrame,
-    gallery: Sequence[Record] | pd.DataFrame,
-    *,
-    info: Mapping[str, Any] | None = None,
-    metric: Metric = "cosine",
-    rerank: bool = False,
-    rerank_options: Mapping[str, Any] | None = None,
-    max_rank: int = 50,
-    directions: Sequence[str] = ("thermal_to_visible", "visible_to_thermal"),
-) -> ProtocolResult:
-    """RegDB, one trial: thermal->visible (query = thermal) and visible->thermal (roles swapped).
-
-    ``info["trial"]`` (from the loader) labels the trial; ``directions`` picks the settings.
-    """
-    opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
-    )
-    info = dict(info or {})
-    if isinstance(directions, str):
-        directions = (directions,)
-    q, g = record_arrays(query, name="query"), record_arrays(gallery, name="gallery")
-    feature_rows(q_feats, len(q), name="q_feats", records="query")
-    feature_rows(g_feats, len(g), name="g_feats", records="gallery")
-    if np.any(q.modality != 1) or np.any(g.modality != 0):
-        raise ValueError(
-            "RegDB query records must be thermal (modality 1) and gallery records visible "
-            "(modality 0), as the regdb loader returns them"
-        )
-    trial = info.get("trial")
-    qi, gi = np.arange(len(q)), np.arange(len(g))
-    settings = {}
-    for direction in directions:
-        if direction == "thermal_to_visible":
-            r = run_ranking(
-                q_feats, g_feats, q, g, q_idx=qi, g_idx=gi, opts=opts, remove_same_camera=False
-            )
-            sizes = (len(q), len(g))
-        elif direction == "visible_to_thermal":
-            r = run_ranking(
-                g_feats, q_feats, g, q, q_idx=gi, g_idx=qi, opts=opts, remove_same_camera=False
-            )
-            sizes = (len(g), len(q))
-        else:
-            raise ValueError(
-                f"RegDB direction must be 'thermal_to_visible' or 'visible_to_thermal', got "
-                f"{direction!r}"
-            )
-        settings[direction] = setting_result(
-            direction, [(trial, r, *sizes)], {"exclusion": "none", "cmc": "standard"}
-        )
-    return ProtocolResult("regdb", settings, {**opts.info(), "trial": trial})
-
-
-def _dispatch_table() -> dict[str, Callable[..., ProtocolResult]]:
-    from reid_pipeline.evaluation.llcm import evaluate_llcm
-    from reid_pipeline.evaluation.sysu import evaluate_sysu_mm01
-
-    return {"sysu_mm01": evaluate_sysu_mm01, "llcm": evaluate_llcm, "regdb": evaluate_regdb}
-
-
-def evaluate_protocol(  # noqa: PLR0917 - (dataset, features, records, info) as the brief fixes it
-    dataset: str,
-    q_feats: Any,
-    g_feats: Any,
-    query: Sequence[Record] | pd.DataFrame,
-    gallery: Sequence[Record] | pd.DataFrame,
-    info: Mapping[str, Any] | None = None,
-    *,
-    metric: Metric = "cosine",
-    rerank: bool = False,
-    rerank_options: Mapping[str, Any] | None = None,
-    max_rank: int = 50,
-    **protocol_options: Any,
-) -> ProtocolResult:
-    """Evaluate embeddings with ``dataset``'s protocol.
-
-    ``dataset``: ``market1501``, ``dukemtmc``, ``cuhk03``, ``msmt17``, ``sysu_mm01``, ``regdb`` or
-    ``llcm``. ``q_feats`` / ``g_feats``: one row per query / gallery record. ``info``: the
-    loader's ``Splits.info``. ``metric``: ``cosine`` / ``euclidean`` / ``inner_product``.
-    ``rerank``: k-reciprocal re-ranking (``rerank_options``: ``k1``, ``k2``, ``lambda_value``).
-    ``protocol_options`` go to the protocol (SYSU-MM01: ``modes``, ``shots``, ``sampler``,
-    ``perm_path``, ``trials``; RegDB: ``directions``; LLCM: ``variant``, ``directions``,
-    ``trials``); unknown ones are refused by name.
-    """
-    common = {
-        "metric": metric,
-        "rerank": rerank,
-        "rerank_options": rerank_options,
-        "max_rank": max_rank,
-    }
-    RankOptions.build(**common)  # fail early, before any work
-    if dataset in SINGLE_MODALITY:
-        reject_unknown(protocol_options, dataset)
-        return evaluate_single_modality(q_feats, g_feats, query, gallery, dataset=dataset, **common)
-    table = _dispatch_table()
-    if dataset not in table:
-        raise ValueError(
-            f"unknown dataset {dataset!r}; expected one of {[*SINGLE_MODALITY, *table]}"
-        )
-    protocol = table[dataset]
-    accepted = [
-        p.name
-        for p in inspect.signature(protocol).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in {"info", *common}
-    ]
-    unknown = sorted(set(protocol_options) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for the {dataset} protocol; accepted: {accepted}"
-        )
-    return protocol(q_feats, g_feats, query, gallery, info=info, **common, **protocol_options)
+def get_protocol(name: str) -> Protocol:
+    """The protocol registered for ``name``; ValueError listing the known names otherwise."""
+    if name not in _PROTOCOLS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {protocol_names()}")
+    return _PROTOCOLS[name]

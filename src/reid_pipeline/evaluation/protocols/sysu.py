@@ -29,6 +29,8 @@ Samplers (a gallery per trial):
   and, inside it, each gallery camera in ascending order (cam1, cam2, cam4, cam5), one
   ``random.choice(sorted(files))`` where the folder exists. Single-shot only. (A private
   ``random.Random(trial)`` gives the same draws without touching the global generator.)
+
+The rules side by side with the other protocols: docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ import pandas as pd
 
 from reid_pipeline.data.records import Record
 from reid_pipeline.evaluation.distance import Metric
-from reid_pipeline.evaluation.protocols import (
+from reid_pipeline.evaluation.protocols.core import (
     ProtocolResult,
     RankOptions,
     RecordArrays,
     feature_rows,
     record_arrays,
+    register_protocol,
     run_ranking,
     setting_result,
 )
@@ -257,3 +260,6 @@ def evaluate_sysu_mm01(
                 },
             )
     return ProtocolResult("sysu_mm01", settings, {**opts.info(), "sampler": sampler})
+
+
+register_protocol("sysu_mm01", evaluate_sysu_mm01)
