@@ -281,13 +281,13 @@ def distance_rows(
     check_metric(metric)
     q = as_features(q_feats, name="q_feats")
     idx = to_numpy(rows, name="rows")
+    if idx.size == 0:
+        raise ValueError("rows is empty; give at least one query index")
     if idx.ndim != 1 or idx.dtype.kind not in "iu":
         raise ValueError(
             f"rows must be a 1-D sequence of query indices (integers), got shape {idx.shape} and "
             f"dtype {idx.dtype}"
         )
-    if len(idx) == 0:
-        raise ValueError("rows is empty; give at least one query index")
     n = q.shape[0]
     if idx.min() < 0 or idx.max() >= n:
         bad = int(idx[(idx < 0) | (idx >= n)][0])
