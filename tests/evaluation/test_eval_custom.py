@@ -49,7 +49,7 @@ def test_one_modality_is_the_market_rule_with_every_pid_a_real_identity(dataset:
     assert isinstance(result, ProtocolResult)
     assert result.dataset == dataset
     assert list(result.settings) == ["single_query"]
-    assert result.info["modalities"] == "single"
+    assert result.info["mode"] == "single-modality"
     (q_pids, q_cams), (g_pids, g_cams) = _ids(query), _ids(gallery)
     by_hand = evaluate_rank(pairwise_distance(qf, gf), q_pids, g_pids, q_cams, g_cams)
     (trial,) = result["single_query"].trials
@@ -87,7 +87,7 @@ def test_both_modalities_rank_each_against_the_other_without_camera_removal() ->
     qf, gf = np.vstack([qf, np.full(8, 5.0)]), np.vstack([gf, np.full(8, 5.0)])
     result = evaluate_protocol("folders", torch.from_numpy(qf), gf, query, gallery)
     assert list(result.settings) == ["infrared_to_visible", "visible_to_infrared"]
-    assert result.info["modalities"] == "cross"
+    assert result.info["mode"] == "cross-modality"
     assert "not_evaluated" not in result.info
     (q_pids, q_cams), (g_pids, g_cams) = _ids(query), _ids(gallery)
     q_mod = np.array([r.modality for r in query])

@@ -104,7 +104,7 @@ def evaluate_custom(
         info = {"exclusion": "same pid and same camid", "cmc": "standard"}
         setting = setting_result("single_query", [(0, r, len(q), len(g))], info)
         return ProtocolResult(
-            dataset, {"single_query": setting}, {**opts.info(), "modalities": "single"}
+            dataset, {"single_query": setting}, {**opts.info(), "mode": "single-modality"}
         )
     return _cross_modality(q_feats, g_feats, q, g, dataset=dataset, opts=opts, asked=directions)
 
@@ -154,7 +154,7 @@ def _cross_modality(
     # both modalities occur, so at least one direction has queries and a gallery
     for direction, reason in not_evaluated.items():
         logger.warning("%s: %s not evaluated: %s", dataset, direction, reason)
-    info: dict[str, Any] = {**opts.info(), "modalities": "cross"}
+    info: dict[str, Any] = {**opts.info(), "mode": "cross-modality"}
     if not_evaluated:
         info["not_evaluated"] = not_evaluated
     return ProtocolResult(dataset, settings, info)
