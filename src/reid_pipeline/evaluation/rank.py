@@ -22,6 +22,8 @@ over the full list).
 How it is fast without a per-query loop or a compiled extension: ``kernels.py`` (only the
 entries up to each query's farthest match are sorted, by a packed 64-bit key that reproduces the
 stable argsort; rows where that is most of the list are argsorted whole). Memory O(chunk x G).
+
+The definitions beside every protocol's rules, and the measured speed: docs/evaluation.md.
 """
 
 from __future__ import annotations
