@@ -272,6 +272,60 @@ def llcm_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# --------------------------------------------------------------------------- own data
+
+# folders: identities 0001, 0002 train; 0003 in query and gallery, 0004 gallery only (distractor).
+# Camera from the file name; the train image without one gets camid 0.
+FOLDERS = {
+    "train": {
+        "0001": ["0001_c1s1_000151_01.jpg", "frame7.jpg"],
+        "0002": ["cam2_0001.png", "cam3_0002.png"],
+    },
+    "query": {"0003": ["0003_c1s1_000701_00.jpg"]},
+    "gallery": {"0003": ["0003_c2s1_001301_01.jpg", "x-C4.bmp"], "0004": ["cam1_77.jpg"]},
+}
+
+# manifest.csv (header = line 1): train 3 images / 2 ids; query 1; gallery 2 (one infrared).
+MANIFEST = [
+    ("img/a.jpg", 10, 0, "train", "visible"),
+    ("img/b.jpg", 10, 1, "train", "0"),
+    ("img/c.png", 12, 2, "train", "visible"),
+    ("img/q/d.jpg", 20, 0, "query", "visible"),
+    ("img/g/e.jpg", 20, 1, "gallery", "infrared"),
+    ("img/g/f.jpg", 21, 3, "gallery", "1"),
+]
+
+
+def write_folders(root: Path) -> Path:
+    for split, identities in FOLDERS.items():
+        for identity, names in identities.items():
+            for name in names:
+                write_image(root / split / identity / name)
+    write_clutter(root / "train" / "0001")
+    return root
+
+
+def write_manifest(folder: Path, rows=MANIFEST, *, header: str = "path,pid,camid,split,modality"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        path = Path(str(row[0]))
+        if path.suffix.lower() in _FORMATS and not path.is_absolute():
+            write_image(folder / path)
+    lines = [header, *(",".join(str(v) for v in row) for row in rows)]
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return folder / "manifest.csv"
+
+
+@pytest.fixture
+def folders_root(tmp_path: Path) -> Path:
+    return write_folders(tmp_path / "my_reid_data")
+
+
+@pytest.fixture
+def manifest_root(tmp_path: Path) -> Path:
+    return write_manifest(tmp_path / "my_manifest").parent
+
+
 # --------------------------------------------------------------------------- writers for tests
 
 

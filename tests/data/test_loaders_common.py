@@ -186,6 +186,8 @@ def test_library_does_not_import_kedro() -> None:
         ("sysu_mm01", "sysu_root"),
         ("regdb", "regdb_root"),
         ("llcm", "llcm_root"),
+        ("manifest", "manifest_root"),
+        ("folders", "folders_root"),
     ],
 )
 def test_every_loader_info_is_json_and_output_deterministic(

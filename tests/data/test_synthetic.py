@@ -602,3 +602,50 @@ def test_round_trip_llcm(tiny, test_source):
     assert sorted(splits.info["test_ids"]) == sorted(
         int(x) for x in (idx / "test_id.txt").read_text().strip().split(",")
     )
+
+
+def test_own_data_layouts_are_the_market_persons(tiny):
+    """``folders`` and ``manifest`` hold the very pictures of the Market-1501 layout (junk left
+    out): same file names, same bytes, identity folders / manifest rows matching the names."""
+    market = tiny["market1501"]
+    by_name = {
+        p.name: p
+        for sub in ("bounding_box_train", "query", "bounding_box_test")
+        for p in (market / sub).iterdir()
+        if not p.name.startswith("-1_")
+    }
+    folders = tiny["folders"]
+    assert folders.name == "synthetic_folders"
+    assert _entries(folders) == ["gallery", "query", "train"]
+    files = _files(folders)
+    assert sorted(f.split("/")[-1] for f in files) == sorted(by_name)
+    split_of = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+    for rel in files:
+        split, identity, name = rel.split("/")
+        assert name.split("_")[0] == identity
+        assert by_name[name].parent.name == split_of[split]
+        assert (folders / rel).read_bytes() == by_name[name].read_bytes()
+    manifest = tiny["manifest"]
+    assert manifest.name == "synthetic_manifest"
+    rows = _lines(manifest / "manifest.csv")
+    assert rows[0] == "path,pid,camid,modality,split"
+    assert len(rows) - 1 == len(by_name)
+    for row in rows[1:]:
+        path, pid, camid, modality, split = row.split(",")
+        name = path.split("/")[-1]
+        assert path == f"images/{split}/{name}"
+        m = MARKET.match(name)
+        assert (int(pid), int(camid), modality) == (int(m[1]), int(m[2]) - 1, "visible")
+        assert (manifest / path).read_bytes() == by_name[name].read_bytes()
+
+
+@pytest.mark.parametrize("layout", ["folders", "manifest"])
+def test_round_trip_own_data(tiny, layout):
+    market = _load_dataset()("market1501", tiny["market1501"].parent)
+    splits = _load_dataset()(layout, tiny[layout].parent, verify_images=True)
+    assert splits.info["dataset"] == layout
+    for part in ("train", "query", "gallery"):
+        expected = sorted((Path(r.path).name, r.pid, r.camid) for r in market.split(part))
+        got = sorted((Path(r.path).name, r.pid, r.camid) for r in splits.split(part))
+        assert got == expected, part
+    assert splits.info["num_query_without_gallery_identity"] == 0

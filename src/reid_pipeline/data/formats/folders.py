@@ -153,11 +153,11 @@ def load(root: Path) -> Splits:
                 f"{dataset_dir / split}: the {split} split is empty; expected at least one "
                 "identity folder with images"
             )
-        parts[split] = records
+        parts[split] = sorted(records)
     train, query, gallery = (parts[s] for s in SPLITS)
     counts = report_identity_overlap(train, query, gallery, source=dataset_dir)
     info: dict[str, object] = {
-        "num_cameras": len({r.camid for part in (query, gallery) for r in part}),
+        "num_cameras": 1 + max(r.camid for part in (train, query, gallery) for r in part),
         **counts,
     }
     if names is not None:

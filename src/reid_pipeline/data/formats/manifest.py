@@ -197,7 +197,7 @@ def load(root: Path) -> Splits:
         gallery=gallery,
         info={
             "manifest": str(manifest),
-            "num_cameras": len({r.camid for r in all_records}),
+            "num_cameras": 1 + max(r.camid for r in all_records),  # camids are 0-based
             "modalities": sorted({r.modality for r in all_records}),
             **counts,
         },
