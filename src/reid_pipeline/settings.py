@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from reid_pipeline.hooks import ProgressHooks
+from reid_pipeline.hooks import ProgressHooks, RunHooks
 
-HOOKS = (ProgressHooks(),)
+HOOKS = (ProgressHooks(), RunHooks())
 
 # kedro-viz writes .viz/ on every run through its hooks; `kedro viz` itself still works.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

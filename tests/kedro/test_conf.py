@@ -1,5 +1,5 @@
-"""Every environment's configuration resolves and every architecture's parameters pass the
-experiment checks (names, P x K, schedules) - a typo in a recipe fails here, not mid-run."""
+"""Every environment's configuration resolves and every architecture's recipes pass the typed
+checks (names, P x K, schedules) - a typo in a recipe fails here, not mid-run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from reid_pipeline.experiment.config import ConfigError, parse_config, select_experiment
-from reid_pipeline.train_template import ARCHITECTURES
+from reid_pipeline.errors import ConfigError
+from reid_pipeline.experiment.checks import check_recipe
+from reid_pipeline.experiment.recipe import (
+    parse_recipe,
+    recipe_names,
+    resolve_experiment,
+    selected_recipe,
+)
+from reid_pipeline.models import list_models
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = sorted(
@@ -28,13 +35,13 @@ def _params(env: str | None) -> dict:
     return loader["parameters"]
 
 
-def _experiment(params: dict, arch: str) -> dict:
-    return select_experiment(
+def _experiment(params: dict, arch: str):
+    return resolve_experiment(
+        arch,
         params[arch],
-        recipe=params["recipes"][arch],
         datasets=params["datasets"],
         protocols=params["protocols"],
-        name=arch,
+        recipe_override=params["recipe_override"],
     )
 
 
@@ -42,89 +49,93 @@ def test_real_dataset_environments_exist() -> None:
     assert set(ENVS) >= {"market1501", "dukemtmc", "cuhk03", "msmt17", "sysu_mm01", "regdb", "llcm"}
 
 
+def test_every_model_has_a_parameters_file_with_a_default_recipe() -> None:
+    params = _params(None)
+    for arch in list_models():
+        assert (ROOT / "conf" / "base" / f"parameters_train_{arch}.yml").is_file(), arch
+        assert params[arch]["recipe"] in recipe_names(params[arch]), arch
+
+
 @pytest.mark.parametrize("env", [None, *ENVS])
-def test_every_architecture_parses_in_every_environment(env: str | None) -> None:
+def test_every_recipe_passes_the_checks_in_every_environment(env: str | None) -> None:
     params = _params(env)
-    for arch in ARCHITECTURES:
-        for recipe in params[arch]:  # every recipe, not only the selected one
-            experiment = select_experiment(
-                params[arch], recipe=recipe, datasets=params["datasets"], name=arch
-            )
-            config = parse_config(experiment, name=arch)
-            assert config.model_name == arch
-            assert config.checkpoint_dir == f"data/06_models/{arch}/checkpoints"
+    for arch in list_models():
+        for name in recipe_names(params[arch]):  # every recipe, not only the selected one
+            recipe = parse_recipe(f"{arch}.{name}", params[arch][name])
+            check_recipe(f"{arch}.{name}", recipe)
+            assert recipe.model.name == arch
+            assert recipe.checkpoint_dir == f"data/06_models/{arch}/checkpoints"
+        _experiment(params, arch)  # the selected recipe resolves against this environment
 
 
 def test_base_uses_the_embedded_synthetic_data_and_cpu_recipes() -> None:
     params = _params(None)
-    for arch in ARCHITECTURES:
+    for arch in list_models():
         experiment = _experiment(params, arch)
-        assert experiment["dataset"]["synthetic"], arch
-        assert experiment["dataset"]["root"] == "data/01_raw/synthetic", arch
-        assert experiment["model"]["backbone"] == "resnet18", arch
-    assert _experiment(params, "dimn")["dataset"]["name"] == "market1501"
+        assert experiment.recipe_name == "cpu_synthetic", arch
+        assert experiment.dataset.synthetic, arch
+        assert experiment.dataset.root == "data/01_raw/synthetic", arch
+        assert experiment.recipe.model.options()["backbone"] == "resnet18", arch
+    assert _experiment(params, "dimn").dataset.name == "market1501"
     wrimnet = _experiment(params, "wrimnet")
-    assert wrimnet["dataset"]["name"] == "sysu_mm01"
-    assert wrimnet["dataset"]["protocol"] == {"sampler": "official", "shots": [1, 10]}
+    assert wrimnet.dataset.name == "sysu_mm01"
+    assert wrimnet.protocol == {"sampler": "official", "shots": [1, 10]}
     assert params["ingest"]["dataset_slot"] == "single_modality"
 
 
 @pytest.mark.parametrize(
-    ("env", "arch", "dataset"),
+    ("env", "arch", "dataset", "recipe"),
     [
-        ("market1501", "dimn", "market1501"),
-        ("sysu_mm01", "wrimnet", "sysu_mm01"),
-        ("regdb", "agw", "regdb"),
-        ("llcm", "fienet", "llcm"),
-        ("cuhk03", "pmm", "cuhk03"),
+        ("market1501", "dimn", "market1501", "paper"),
+        ("sysu_mm01", "wrimnet", "sysu_mm01", "paper"),
+        ("regdb", "agw", "regdb", "paper_vi"),
+        ("llcm", "fienet", "llcm", "paper"),
+        ("cuhk03", "pmm", "cuhk03", "paper"),
     ],
 )
 def test_real_environments_select_the_paper_recipe_and_never_synthesise(
-    env: str, arch: str, dataset: str
+    env: str, arch: str, dataset: str, recipe: str
 ) -> None:
     params = _params(env)
-    block = _experiment(params, arch)
-    assert block["dataset"]["name"] == dataset
-    assert block["dataset"]["root"] == "data/01_raw"
-    assert block["dataset"]["synthetic"] is None
-    assert block["model"]["backbone"] == "resnet50"
-    assert block["model"]["pretrained"] == "imagenet"
+    experiment = _experiment(params, arch)
+    assert experiment.recipe_name == recipe
+    assert experiment.dataset.name == dataset
+    assert experiment.dataset.root == "data/01_raw"
+    assert experiment.dataset.synthetic is None
+    options = experiment.recipe.model.options()
+    assert options["backbone"] == "resnet50"
+    assert options["pretrained"] == "imagenet"
     slot = params["ingest"]["dataset_slot"]
     assert params["datasets"][slot]["name"] == dataset
 
 
+def test_a_slot_override_reaches_every_architecture_of_that_slot_only() -> None:
+    block = {"recipe": "cpu", "cpu": {"dataset_slot": "single_modality"}, "paper": {}}
+    assert selected_recipe("new", block, {"single_modality": "paper"}) == "paper"
+    assert selected_recipe("new", block, {"cross_modality": "paper"}) == "cpu"
+    assert selected_recipe("new", block, {"new": "cpu", "single_modality": "paper"}) == "cpu"
+    with pytest.raises(ConfigError, match=r"recipe_override\.single_modality='gpu': new has no"):
+        selected_recipe("new", block, {"single_modality": "gpu"})
+
+
 def test_regdb_and_llcm_get_only_their_own_protocol_options() -> None:
     params = _params("regdb")
-    assert _experiment(params, "wrimnet")["dataset"]["protocol"] == {
+    assert _experiment(params, "wrimnet").protocol == {
         "directions": ["visible_to_thermal", "thermal_to_visible"]
     }
     params = _params("llcm")
-    assert _experiment(params, "fienet")["dataset"]["protocol"] == {"variant": "standard"}
+    assert _experiment(params, "fienet").protocol == {"variant": "standard"}
 
 
 def test_an_unknown_recipe_or_slot_is_named() -> None:
     params = _params(None)
-    with pytest.raises(ConfigError, match=r"recipes\.dimn: no recipe 'papr'"):
-        select_experiment(params["dimn"], recipe="papr", datasets=params["datasets"], name="dimn")
-    block = {"cpu_synthetic": {**params["dimn"]["cpu_synthetic"], "dataset_slot": "thermal"}}
+    with pytest.raises(ConfigError, match=r"dimn\.recipe: no recipe 'papr'"):
+        resolve_experiment("dimn", params["dimn"], datasets=params["datasets"], recipe="papr")
+    block = {
+        "recipe": "cpu_synthetic",
+        "cpu_synthetic": {**params["dimn"]["cpu_synthetic"], "dataset_slot": "thermal"},
+    }
     with pytest.raises(ConfigError, match=r"dimn\.cpu_synthetic\.dataset_slot: expected one of"):
-        select_experiment(block, recipe="cpu_synthetic", datasets=params["datasets"], name="dimn")
-
-
-def test_bad_parameters_are_named() -> None:
-    params = {"dimn": _experiment(_params(None), "dimn")}
-    bad = {**params["dimn"], "sampler": {"batch_size": 30, "k": 4}}
-    with pytest.raises(ConfigError, match=r"dimn\.sampler\.batch_size=30 is not divisible by k=4"):
-        parse_config(bad, name="dimn")
-    bad = {**params["dimn"], "model": {**params["dimn"]["model"], "name": "resnet"}}
-    with pytest.raises(ConfigError, match=r"dimn\.model\.name: unknown model 'resnet'"):
-        parse_config(bad, name="dimn")
-    bad = {**params["dimn"], "losses": [{"name": "arcface"}]}
-    with pytest.raises(ConfigError, match=r"dimn\.losses\[0\]: unknown loss 'arcface'"):
-        parse_config(bad, name="dimn")
-    bad = {**params["dimn"], "augmentation": [{"name": "mixup"}]}
-    with pytest.raises(ConfigError, match=r"dimn\.augmentation: .*mixup"):
-        parse_config(bad, name="dimn")
-    bad = {**params["dimn"], "model": {**params["dimn"]["model"], "dropout": 0.5}}
-    with pytest.raises(ConfigError, match=r"dimn\.model: unknown key\(s\) \['dropout'\]"):
-        parse_config(bad, name="dimn")
+        resolve_experiment("dimn", block, datasets=params["datasets"])
+    with pytest.raises(ConfigError, match=r"dimn\.recipe: name the recipe"):
+        resolve_experiment("dimn", {"cpu_synthetic": {}}, datasets=params["datasets"])

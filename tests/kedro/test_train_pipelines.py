@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
+from reid_pipeline.models import list_models
 from tests.kedro.conftest import tiny_params
 
-ARCHS = ["bot", "agw", "dimn", "pmm", "fienet", "wrimnet"]
+ARCHS = list_models()
 
 
 @pytest.mark.slow

@@ -1,0 +1,105 @@
+"""The report table: each architecture's ``metrics.json`` as one row, rendered as Markdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = [
+    ("architecture", "architecture"),
+    ("dataset", "dataset"),
+    ("protocol", "protocol"),
+    ("R1", "R1 (%)"),
+    ("mAP", "mAP (%)"),
+    ("mINP", "mINP (%)"),
+    ("untrained_R1", "untrained R1 (%)"),
+    ("untrained_mAP", "untrained mAP (%)"),
+    ("params_M", "params (M)"),
+    ("train_seconds", "training time (s)"),
+    ("images_per_s", "train images/s"),
+]
+
+
+def _row(key: str, m: Any) -> dict[str, Any]:
+    """One table row from the metrics of partition ``key`` (``<arch>/``)."""
+    where = f"report: {key}metrics.json"
+    if not isinstance(m, dict) or not isinstance(m.get("trained"), dict):
+        raise ValueError(f"{where}: expected a JSON object with a 'trained' block (R1, mAP, mINP)")
+    head, untrained = m["trained"], m.get("untrained") or {}
+    missing = [k for k in ("R1", "mAP", "mINP") if not isinstance(head.get(k), int | float)]
+    if missing:
+        raise ValueError(f"{where}: 'trained' has no number for {missing}")
+    model, training = m.get("model") or {}, m.get("training") or {}
+
+    def number(block: dict[str, Any], name: str, scale: float = 1.0) -> float:
+        value = block.get(name)
+        return scale * float(value) if isinstance(value, int | float) else np.nan
+
+    return {
+        "architecture": key.split("/", maxsplit=1)[0],
+        "dataset": m.get("dataset", "?"),
+        "protocol": head.get("protocol", ""),
+        "R1": 100 * head["R1"],
+        "mAP": 100 * head["mAP"],
+        "mINP": 100 * head["mINP"],
+        "untrained_R1": number(untrained, "R1", 100.0),
+        "untrained_mAP": number(untrained, "mAP", 100.0),
+        "params_M": number(model, "params", 1e-6),
+        "train_seconds": number(training, "seconds"),
+        "images_per_s": number(training, "images_per_s"),
+    }
+
+
+def collect_metrics(partitions: dict[str, Callable[[], Any]], order: list[str]) -> pd.DataFrame:
+    """One row per architecture from the ``<arch>/metrics.json`` partitions that exist: R1 /
+    mAP / mINP of the trained and the untrained model (percent), parameters (millions),
+    training time (s) and training throughput (images/s); rows in ``order``, then the others
+    alphabetically."""
+    rows = [_row(key, partitions[key]()) for key in sorted(partitions)]
+    if not rows:
+        raise ValueError(
+            "report: no data/08_reporting/<architecture>/metrics.json found; run a training "
+            "pipeline first (e.g. `kedro run --pipeline=train_dimn`)"
+        )
+    rank = {a: i for i, a in enumerate(order)}
+    table = pd.DataFrame(rows)
+    table["_order"] = table["architecture"].map(lambda a: rank.get(a, len(rank)))
+    return (
+        table.sort_values(["_order", "architecture"]).drop(columns="_order").reset_index(drop=True)
+    )
+
+
+def render_table(table: pd.DataFrame) -> str:
+    """The table as Markdown (numbers with one decimal)."""
+    header = "| " + " | ".join(title for _, title in _COLUMNS) + " |"
+    sep = (
+        "|"
+        + "|".join(
+            "---" if k in ("architecture", "dataset", "protocol") else "---:" for k, _ in _COLUMNS
+        )
+        + "|"
+    )
+    lines = ["# Results side by side", "", header, sep]
+    for row in table.to_dict("records"):
+        cells = []
+        for key, _ in _COLUMNS:
+            v = row[key]
+            cells.append(
+                f"{v:.1f}"
+                if isinstance(v, float) and not np.isnan(v)
+                else ("-" if isinstance(v, float) else str(v))
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Untrained = the same architecture with its initial weights, evaluated on the same split.",
+    ]
+    text = "\n".join(lines) + "\n"
+    logger.info("\n%s", text)
+    return text
