@@ -275,10 +275,10 @@ def llcm_root(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- own data
 
 # folders: identities 0001, 0002 train; 0003 in query and gallery, 0004 gallery only (distractor).
-# Camera from the file name; the train image without one gets camid 0.
+# Camera from the file name (c<N> / cam<N>, any case).
 FOLDERS = {
     "train": {
-        "0001": ["0001_c1s1_000151_01.jpg", "frame7.jpg"],
+        "0001": ["0001_c1s1_000151_01.jpg", "frame7_c2.jpg"],
         "0002": ["cam2_0001.png", "cam3_0002.png"],
     },
     "query": {"0003": ["0003_c1s1_000701_00.jpg"]},

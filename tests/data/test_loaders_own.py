@@ -174,7 +174,7 @@ def test_folders_records_cameras_and_info(folders_root: Path) -> None:
 
     assert rows(splits.train) == [
         ("train/0001/0001_c1s1_000151_01.jpg", 1, 0),
-        ("train/0001/frame7.jpg", 1, 0),  # no camera token: camid 0 (training only)
+        ("train/0001/frame7_c2.jpg", 1, 1),
         ("train/0002/cam2_0001.png", 2, 1),
         ("train/0002/cam3_0002.png", 2, 2),
     ]
@@ -237,10 +237,10 @@ def test_camera_token_errors() -> None:
         camera_of("cam0_1.jpg")
 
 
-@pytest.mark.parametrize("split", ["query", "gallery"])
-def test_query_and_gallery_files_need_a_camera(folders_root: Path, split: str) -> None:
+@pytest.mark.parametrize("split", ["train", "query", "gallery"])
+def test_every_file_needs_a_camera(folders_root: Path, split: str) -> None:
     bad = write_image(folders_root / split / "0003" / "plain.jpg")
-    with pytest.raises(DataError, match=rf"{bad}: no camera in the file name; {split} images"):
+    with pytest.raises(DataError, match=rf"{bad}: no camera in the file name; expected c<N>"):
         load_dataset("folders", folders_root)
 
 

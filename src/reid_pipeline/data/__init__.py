@@ -2,6 +2,8 @@
 
 Public API: ``load_dataset(name, root, **options)`` and ``generate_synthetic(root, layout,
 **options)``; both are imported on first use so ``import reid_pipeline.data.records`` stays light.
+Every dataset format, the synthetic generator and ``verify_images`` are described in
+docs/datasets.md; training on your own crops in docs/custom_data.md.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ Cameras come from the file name: a token ``c<N>`` or ``cam<N>`` (any case, N >= 
 of the stem or after a character that is not a letter or digit, and not followed by a digit:
 ``0001_c1s1_001051_00.jpg`` (Market-1501 style) -> camera 1, ``cam3_0042.png`` -> camera 3,
 ``frame12-C2.jpg`` -> camera 2; ``crop3.jpg`` and ``0001c1.jpg`` carry none. camid = N - 1
-(0-based, as in the benchmarks). Query and gallery files MUST carry one: the evaluation removes a
-query's same-identity gallery images from the same camera, so guessing a camera would either
-remove every true match or count near-duplicate frames as matches; a file without one is an
-error naming it. Training images without one get camid 0 (training does not use cameras).
-Two different camera tokens in one name are refused as ambiguous.
+(0-based, as in the benchmarks). Every file MUST carry one: the evaluation removes a query's
+same-identity gallery images from the same camera, and the validation identities held out of the
+training split are matched across cameras the same way (data/holdout.py), so a guessed camera
+would either remove every true match or count near-duplicate frames as matches. A file without
+one is an error naming it; two different camera tokens in one name are refused as ambiguous.
 
 Image files lying directly in a split folder, identity folders without images and folders nested
 inside an identity folder are errors naming the path; non-image files (``Thumbs.db``) and hidden
@@ -140,13 +140,11 @@ def load(root: Path) -> Splits:
             for path in paths:
                 camera = camera_of(path)
                 if camera is None:
-                    if split != "train":
-                        raise DatasetFormatError(
-                            f"{path}: no camera in the file name; {split} images need one (c<N> "
-                            f"or cam<N>, like {_EXAMPLE}) since evaluation removes same-camera "
-                            "matches; or use the manifest format with a camid column"
-                        )
-                    camera = 1
+                    raise DatasetFormatError(
+                        f"{path}: no camera in the file name; expected c<N> or cam<N> like "
+                        f"{_EXAMPLE} (evaluation and validation remove same-camera matches), "
+                        "or use the manifest format with a camid column"
+                    )
                 records.append(Record(path, mapping[name], camera - 1, int(Modality.VISIBLE)))
         if not records:
             raise DatasetFormatError(
