@@ -18,6 +18,15 @@ from reid_pipeline.errors import DataError
 # ----------------------------------------------------------------------------- manifest
 
 
+def test_layout_errors_are_data_errors_printed_as_one_line() -> None:
+    from reid_pipeline.data import DatasetFormatError
+    from reid_pipeline.errors import ReidError
+
+    assert issubclass(DatasetFormatError, DataError)
+    assert issubclass(DatasetFormatError, ReidError)
+    assert issubclass(DatasetFormatError, ValueError)  # older callers catching ValueError
+
+
 def test_manifest_records_info_and_relabelling(manifest_root: Path) -> None:
     splits = load_dataset("manifest", manifest_root)
     base = manifest_root

@@ -461,6 +461,8 @@ def test_a_failure_midway_leaves_no_dataset(tmp_path, monkeypatch):
         ("sysu_mm01", {"num_train_ids": 9000, "num_test_ids": 1000}, "exceeds 9999"),
         ("regdb", {"num_ids": 400, "images_per_camera": (300, 300)}, "5 digits"),
         ("market1501", {"workers": 0}, "workers must be in"),
+        ("folders", {"num_junk": 2}, "num_junk is not used by layout 'folders'"),
+        ("manifest", {"version": "v2"}, "version applies to msmt17 only"),
     ],
 )
 def test_bad_options_raise_one_clear_error(tmp_path, layout, options, message):
