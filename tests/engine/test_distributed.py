@@ -40,10 +40,9 @@ def test_rank_helpers_outside_torchrun(monkeypatch) -> None:
     assert (get_rank(), get_world_size()) == (1, 2)  # before any process group exists
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
+def _torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -52,9 +51,8 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
             "--nproc_per_node=2",
             str(SCRIPT),
             "--out",
-            str(tmp_path),
-            "--epochs",
-            "2",
+            str(out),
+            *args,
         ],
         env=env,
         capture_output=True,
@@ -62,17 +60,24 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
         timeout=240,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
+    proc = _torchrun(tmp_path, "--epochs", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
+    # the unused-parameter probe reads one batch (4 images) before training
+    assert [len(rep["indices"]) for rep in reports] == [4 + 32, 4 + 32]
     # disjoint shares: each epoch every rank reads 16 of the 32 images, none twice
     for epoch in range(2):
-        shares = [set(rep["indices"][16 * epoch : 16 * (epoch + 1)]) for rep in reports]
+        shares = [set(rep["indices"][4 + 16 * epoch : 4 + 16 * (epoch + 1)]) for rep in reports]
         assert len(shares[0]) == len(shares[1]) == 16
         assert not shares[0] & shares[1]
         assert shares[0] | shares[1] == set(range(32))
-    assert reports[0]["indices"][:16] != reports[0]["indices"][16:]  # reshuffled per epoch
+    assert reports[0]["indices"][4:20] != reports[0]["indices"][20:]  # reshuffled per epoch
 
     # identical weights although each rank started from different random ones
     assert weights[0].keys() == weights[1].keys()
@@ -90,3 +95,28 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     assert last["epoch"] == 2
     assert last["world_size"] == 2
     assert all(torch.equal(last["model"][k], weights[0][k]) for k in weights[0])
+
+
+@pytest.mark.slow
+def test_ddp_with_a_branch_no_loss_uses_and_rank_aware_model_seeds(tmp_path: Path) -> None:
+    proc = _torchrun(tmp_path, "--epochs", "1", "--unused")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stderr
+    assert "2 parameter(s) are in an output no loss uses (side.bias, side.weight)" in log
+    assert (
+        "2 parameter(s) get no gradient in this configuration (orphan.bias, orphan.weight)" in log
+    )
+    assert "find_unused_parameters=True" in log
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert reports[0]["loss"] == reports[1]["loss"]
+    assert all(rep["requires_grad_after"] for rep in reports)  # the side branch is given back
+    # one probe forward + 4 iterations; the random draws inside the model differ between ranks
+    # (seed + rank) while the sampler stayed global (disjoint shares)
+    draws = [rep["draws"] for rep in reports]
+    assert [len(d) for d in draws] == [5, 5]
+    assert all(a != b for a, b in zip(draws[0][1:], draws[1][1:], strict=True))
+    shares = [set(rep["indices"][4:]) for rep in reports]
+    assert not shares[0] & shares[1]
+    assert shares[0] | shares[1] == set(range(32))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import errno
+import logging
 import math
 from pathlib import Path
 
@@ -10,7 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from reid_pipeline.engine import CheckpointError, NonFiniteLossError, fit, load_checkpoint
+from reid_pipeline.engine import (
+    CheckpointError,
+    NonFiniteLossError,
+    atomic_save,
+    fit,
+    load_checkpoint,
+)
+from reid_pipeline.errors import DiskFullError
 from reid_pipeline.losses import Criterion
 
 from .tiny import OPTIMIZER, SCHEDULER, NaNAt, TinyCE, TinyDataset, TinyModel, make_criterion
@@ -176,17 +185,212 @@ def test_resume_false_starts_over(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
 
-def test_checkpoint_of_other_configuration_is_refused(tmp_path: Path) -> None:
-    _run(tmp_path, epochs=1, num_classes=4)
-    with pytest.raises(CheckpointError, match=r"last\.pt.*different model configuration"):
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_fingerprint_is_stored_in_last_and_best(tmp_path: Path) -> None:
+    fp = {"model": "aa11", "train_data": "bb22"}
+    _run(tmp_path, epochs=1, fingerprint=fp, validate=lambda m: {"mAP": 0.5})
+    last = load_checkpoint(tmp_path / "last.pt")
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert last["fingerprint"]["model"] == "aa11"
+    assert last["fingerprint"]["train_data"] == "bb22"
+    assert {"seed", "optimizer", "scheduler", "grad_clip"} <= set(last["fingerprint"])  # fit's own
+    assert best["fingerprint"] == last["fingerprint"]
+    assert last["epochs"] == 1
+
+
+def test_other_fingerprint_restarts_and_moves_old_files_aside(tmp_path: Path, caplog) -> None:
+    _run(tmp_path, epochs=2, fingerprint={"model": "a", "input": "x"})
+    old_last = (tmp_path / "last.pt").read_bytes()
+    with caplog.at_level(logging.WARNING, logger="reid_pipeline.engine.fit"):
+        _, _, result = _run(tmp_path, epochs=2, fingerprint={"model": "b", "input": "x"})
+    assert result.resumed_from is None
+    stale = result.stale_dir
+    assert stale is not None
+    assert stale.parent == tmp_path / "stale"
+    assert _files(stale) == ["history.csv", "last.pt"]
+    assert (stale / "last.pt").read_bytes() == old_last
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1
+    message = warning[0].getMessage()
+    assert "model" in message
+    assert "input" not in message  # only what differs
+    assert str(stale) in message
+    # trained from scratch: the same weights as a fresh run with the new settings
+    _, _, fresh = _run(tmp_path / "fresh", epochs=2, fingerprint={"model": "b", "input": "x"})
+    assert _equal(result.state_dict, fresh.state_dict)
+    assert load_checkpoint(tmp_path / "last.pt")["fingerprint"]["model"] == "b"
+    # and the new run resumes from its own checkpoint
+    _, _, again = _run(tmp_path, epochs=2, fingerprint={"model": "b", "input": "x"})
+    assert again.resumed_from == 2
+    assert again.stale_dir is None
+
+
+def test_on_mismatch_error_names_what_differs_and_touches_nothing(tmp_path: Path) -> None:
+    _run(tmp_path, epochs=1, fingerprint={"model": "a", "losses": "l"})
+    before = _files(tmp_path)
+    with pytest.raises(CheckpointError) as info:
+        _run(tmp_path, epochs=2, fingerprint={"model": "b", "losses": "l"}, on_mismatch="error")
+    message = str(info.value)
+    assert str(tmp_path / "last.pt") in message
+    assert "other settings: model." in message
+    assert "on_mismatch='restart'" in message
+    assert _files(tmp_path) == before
+    # the engine's own components need no caller fingerprint
+    with pytest.raises(CheckpointError, match=r"optimizer \(\{.*'lr': 0\.05.*'lr': 0\.1"):
         _run(
-            tmp_path, epochs=2, num_classes=5, loader=_make_loader(TinyDataset(30, 5), batch_size=6)
+            tmp_path,
+            epochs=2,
+            fingerprint={"model": "a", "losses": "l"},
+            optimizer={**OPTIMIZER, "lr": 0.1},
+            on_mismatch="error",
         )
-    with pytest.raises(CheckpointError, match=r"last\.pt.*other settings for \['optimizer'\]"):
-        _run(tmp_path, epochs=2, optimizer={**OPTIMIZER, "lr": 0.1})
+    with pytest.raises(CheckpointError, match=r"seed \(0 in the checkpoint, 1 now\)"):
+        _run(
+            tmp_path,
+            epochs=2,
+            fingerprint={"model": "a", "losses": "l"},
+            seed=1,
+            on_mismatch="error",
+        )
+    with pytest.raises(CheckpointError, match=r"train_data \(only now\)"):
+        _run(
+            tmp_path,
+            epochs=2,
+            fingerprint={"model": "a", "losses": "l", "train_data": "t"},
+            on_mismatch="error",
+        )
+
+
+def test_weights_of_another_shape_count_as_a_mismatch(tmp_path: Path) -> None:
+    _run(tmp_path, epochs=1, num_classes=4)
+    loader = _make_loader(TinyDataset(30, 5), batch_size=6)
+    with pytest.raises(
+        CheckpointError, match=r"model weights \(head\.classifier\.weight: \(4, 16\) in the"
+    ):
+        _run(tmp_path, epochs=1, num_classes=5, loader=loader, on_mismatch="error")
+    _, _, result = _run(tmp_path, epochs=1, num_classes=5, loader=loader)
+    assert result.resumed_from is None
+    assert result.stale_dir is not None
+
+
+def test_checkpoint_without_fingerprint_is_a_mismatch(tmp_path: Path) -> None:
+    _run(tmp_path, epochs=1)
+    old = load_checkpoint(tmp_path / "last.pt")
+    del old["fingerprint"]
+    old["format"] = "reid_pipeline.fit/1"  # as written before fingerprints
+    atomic_save(old, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="no fingerprint"):
+        _run(tmp_path, epochs=2, on_mismatch="error")
+    _, _, result = _run(tmp_path, epochs=2)
+    assert result.resumed_from is None
+    assert _files(result.stale_dir) == ["history.csv", "last.pt"]
+
+
+def test_more_epochs_resume_with_a_step_schedule(tmp_path: Path, caplog) -> None:
+    _run(tmp_path, epochs=2)
+    with caplog.at_level(logging.INFO, logger="reid_pipeline.engine.fit"):
+        _, _, result = _run(tmp_path, epochs=3)
+    assert result.resumed_from == 2
+    assert "extending from 2 to 3 epochs" in caplog.text
+    assert load_checkpoint(tmp_path / "last.pt")["epochs"] == 3
+
+
+def test_more_epochs_with_cosine_or_fewer_epochs_start_fresh(tmp_path: Path) -> None:
+    cosine = {"name": "cosine", "warmup_epochs": 1}
+    _run(tmp_path / "cos", epochs=2, scheduler=cosine)
+    with pytest.raises(CheckpointError, match=r"epochs \(2 in the checkpoint, 3 now: the cosine"):
+        _run(tmp_path / "cos", epochs=3, scheduler=cosine, on_mismatch="error")
+    _, _, result = _run(tmp_path / "cos", epochs=3, scheduler=cosine)
+    assert result.resumed_from is None
+    assert result.stale_dir is not None
     _run(tmp_path / "two", epochs=2)
-    with pytest.raises(CheckpointError, match=r"already holds 2 epochs, more than epochs=1"):
-        _run(tmp_path / "two", epochs=1)
+    with pytest.raises(CheckpointError, match=r"already holds 2, more than epochs=1"):
+        _run(tmp_path / "two", epochs=1, on_mismatch="error")
+    _, _, shorter = _run(tmp_path / "two", epochs=1)
+    assert shorter.resumed_from is None
+    assert load_checkpoint(tmp_path / "two" / "last.pt")["epoch"] == 1
+
+
+def test_corrupt_last_or_best_is_one_line(tmp_path: Path) -> None:
+    _run(tmp_path, epochs=1, validate=lambda m: {"mAP": 0.5})
+    best = (tmp_path / "best.pt").read_bytes()
+    (tmp_path / "best.pt").write_bytes(best[: len(best) // 2])
+    with pytest.raises(CheckpointError, match=r"best\.pt is truncated.*delete it to start fresh"):
+        _run(tmp_path, epochs=2, validate=lambda m: {"mAP": 0.5})
+    last = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(last[:100])
+    with pytest.raises(CheckpointError, match=r"last\.pt is truncated.*delete it to start fresh"):
+        _run(tmp_path, epochs=2)
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    _run(tmp_path, epochs=1)
+    before = (tmp_path / "last.pt").read_bytes()
+    real_save = torch.save
+
+    def full(obj, fh, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(DiskFullError, match=r"No space left on device while writing .*last\.pt"):
+        _run(tmp_path, epochs=2)
+    monkeypatch.undo()
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+    _, _, result = _run(tmp_path, epochs=2)  # the same command again, once there is space
+    assert result.resumed_from == 1
+
+
+def test_deterministic_switches_during_fit_and_restores_them() -> None:
+    seen: list[tuple] = []
+
+    class Spy(TinyCE):
+        def forward(self, output, pids, modality=None):
+            seen.append(
+                (
+                    torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled(),
+                    torch.backends.cudnn.deterministic,
+                    torch.backends.cudnn.benchmark,
+                )
+            )
+            return super().forward(output, pids, modality)
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    _run(None, epochs=1, criterion=Criterion([("ce", 1.0, Spy())]), deterministic=True)
+    assert set(seen) == {(True, True, True, False)}
+    after = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    assert after == before
+    seen.clear()
+    _run(None, epochs=1, criterion=Criterion([("ce", 1.0, Spy())]))
+    assert {s[0] for s in seen} == {False}
+
+
+def test_criterion_computes_in_fp32_outside_autocast() -> None:
+    seen: list[tuple] = []
+
+    class Spy(TinyCE):
+        def forward(self, output, pids, modality=None):
+            seen.append(
+                (torch.is_autocast_enabled("cpu"), output.logits[0].dtype, output.feats[0].dtype)
+            )
+            return super().forward(output, pids, modality)
+
+    _run(None, epochs=1, criterion=Criterion([("ce", 1.0, Spy())]), precision="bf16")
+    assert set(seen) == {(False, torch.float32, torch.float32)}
 
 
 def test_grad_clip_bounds_the_update() -> None:
@@ -240,6 +444,10 @@ def test_cross_modality_models_get_modality_single_modality_models_none() -> Non
         ({"precision": "fp16"}, ValueError, "precision"),
         ({"device": "tpu"}, ValueError, "device"),
         ({"validate": "mAP"}, TypeError, "validate"),
+        ({"on_mismatch": "ignore"}, ValueError, "on_mismatch"),
+        ({"fingerprint": {"model": 1}}, TypeError, "fingerprint"),
+        ({"find_unused_parameters": "maybe"}, ValueError, "find_unused_parameters"),
+        ({"deterministic": "yes"}, ValueError, "deterministic"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:

@@ -39,6 +39,7 @@ from reid_pipeline.errors import CheckpointError, DiskFullError
 __all__ = [
     "BEST_NAME",
     "CHECKPOINT_FORMAT",
+    "CHECKPOINT_FORMATS",
     "HISTORY_NAME",
     "LAST_NAME",
     "CheckpointError",
@@ -52,7 +53,8 @@ __all__ = [
     "load_optimizer_state",
 ]
 
-CHECKPOINT_FORMAT = "reid_pipeline.fit/1"
+CHECKPOINT_FORMAT = "reid_pipeline.fit/2"  # /2: with "fingerprint" and "epochs"
+CHECKPOINT_FORMATS = ("reid_pipeline.fit/1", CHECKPOINT_FORMAT)  # read (/1 never resumes)
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
 HISTORY_NAME = "history.csv"
@@ -137,8 +139,10 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             ) from None
         reason = "truncated or corrupt"
     except (EOFError, RuntimeError, ValueError, OSError, KeyError, IndexError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:  # e.g. permission denied
-            raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: permission denied; make it readable"
+            ) from None
         reason = "truncated" if isinstance(exc, EOFError) else "truncated or corrupt"
     raise CheckpointError(
         f"checkpoint {path} is {reason} and cannot be read (an interrupted copy, a full disk or "

@@ -15,6 +15,7 @@ the CPU train in fp32. See docs/training.md.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -128,6 +129,32 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def fp32_region(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager:
+    """Autocast switched off (the metric losses compute in fp32); a no-op when ``dtype`` is None
+    (nothing to switch off)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def to_float32(obj: Any) -> Any:
+    """``obj`` with every floating tensor in fp32: tensors, lists / tuples, dicts and dataclasses
+    (``ReidOutput``) are walked; anything else is returned as it is."""
+    if isinstance(obj, Tensor):
+        return obj.float() if obj.is_floating_point() and obj.dtype != torch.float32 else obj
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_float32(v) for v in obj)
+    if isinstance(obj, Mapping):
+        return {k: to_float32(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(
+            obj, **{f.name: to_float32(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        )
+    return obj
 
 
 def to_device(tensor: Tensor, device: torch.device, *, channels_last: bool = False) -> Tensor:

@@ -161,3 +161,12 @@ def broadcast_object(obj: Any, ctx: DistContext, *, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def gather_object(obj: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's ``obj`` (picklable plain data), in rank order, on every rank."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,5 +1,12 @@
 """One training epoch of ``fit`` (see ``fit.py``): forward, criterion, backward, clipping, step.
 
+The forward runs under autocast (bf16 where ``device.resolve_precision`` chose it); the criterion
+runs outside it, on the outputs cast to fp32, so the metric losses (triplet distances, centre
+distances, softmax) never compute in bf16. Under DDP every rank re-seeds its RNGs with
+``derive_seed(epoch seed, rank)`` once the epoch's first batch is drawn: dropout and other random
+draws inside the model differ between ranks, while the batch sampler (seeded before) stays global.
+See docs/training.md.
+
 Loss values are read back one iteration late (the ``.tolist()`` of iteration i runs after
 iteration i+1 is queued), so on CUDA the host does not wait on the device to log; under DDP they
 are averaged over ranks in the same call, so a NaN on any rank stops every rank at the same
@@ -17,9 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from reid_pipeline.engine.device import autocast, check_batch, to_device
+from reid_pipeline.engine.device import autocast, check_batch, fp32_region, to_device, to_float32
 from reid_pipeline.engine.distributed import DistContext, all_reduce_mean, average_gradients
 from reid_pipeline.engine.optim import LRSchedule
+from reid_pipeline.engine.seed import seed_everything
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -53,8 +61,11 @@ def train_epoch(
     progress: Any,
     task: Any,
     last_good: str,
+    rank_seed: int | None = None,
 ) -> tuple[dict[str, float], int, float]:
-    """One epoch; returns (mean loss terms incl. 'loss', images seen by this rank, seconds)."""
+    """One epoch; returns (mean loss terms incl. 'loss', images seen by this rank, seconds).
+
+    ``rank_seed``: re-seed every RNG with it once the first batch is drawn (DDP, see above)."""
     trainable = [p for g in step.opt.param_groups for p in g["params"]]
     crit_params = [p for p in step.criterion.parameters() if p.requires_grad]
     sums: list[float] | None = None
@@ -87,6 +98,8 @@ def train_epoch(
     for it, batch in enumerate(loader):
         if it == 0:
             check_batch(batch, where="train loader")
+            if rank_seed is not None:
+                seed_everything(rank_seed)
         images = to_device(batch["images"], step.device, channels_last=step.channels_last)
         pids = to_device(batch["pids"], step.device)
         modality = batch.get("modality")
@@ -98,6 +111,9 @@ def train_epoch(
             output = step.train_model(
                 images, targets=pids, modality=modality if step.cross_modality else None
             )  # ReidOutput
+        if step.amp_dtype is not None:
+            output = to_float32(output)
+        with fp32_region(step.device, step.amp_dtype):
             total, terms = step.criterion(output, pids, modality)
         if it == 0:
             if not isinstance(total, Tensor) or total.ndim != 0 or not isinstance(terms, Mapping):

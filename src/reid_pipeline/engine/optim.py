@@ -290,6 +290,20 @@ class LRSchedule:
         """Plain values only (loadable with ``weights_only=True``)."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
+    @property
+    def depends_on_epochs(self) -> bool:
+        """Whether the rates depend on the total number of epochs: cosine anneals to ``epochs``;
+        step milestones, constant rates and the warm-up do not. ``fit`` extends a finished run
+        to more epochs only when this is False."""
+        return self.name == "cosine"
+
+    def resume_settings(self) -> dict[str, Any]:
+        """What must be equal for a checkpoint to resume under this schedule: everything but
+        ``epochs`` (checked apart, see ``depends_on_epochs``) and ``iters_per_epoch`` (unless the
+        warm-up runs per iteration, whose rates depend on it)."""
+        drop = {"epochs"} | (set() if self.per_iteration else {"iters_per_epoch"})
+        return {k: v for k, v in self.state_dict().items() if k not in drop}
+
 
 _SCHEDULE_KEYS = {
     "name",
