@@ -131,8 +131,10 @@ def test_an_interrupted_regeneration_leaves_the_old_folder(
 def test_bad_options_fail_before_anything_is_written(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown synthetic option\(s\) \['colour'\]"):
         ensure_synthetic(tmp_path, "folders", {"colour": "red"})
-    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+    with pytest.raises(ConfigError, match="synthetic 'folders' options: unknown preset 'huge'"):
         ensure_synthetic(tmp_path, "folders", {"preset": "huge"})
-    with pytest.raises(ValueError, match="unknown layout 'market'"):
+    with pytest.raises(ConfigError, match="seed must be >= 0"):
+        ensure_synthetic(tmp_path, "folders", {"seed": -1})
+    with pytest.raises(ConfigError, match="unknown layout 'market'"):
         ensure_synthetic(tmp_path, "market", {})
     assert list(tmp_path.iterdir()) == []

@@ -99,6 +99,9 @@ def ensure_synthetic(
     sibling folder, then swapped in with renames, so an interrupted regeneration leaves the old
     folder in place. Never reuses a folder made with other options. ``progress``, ``workers``
     and ``overwrite`` do not count as differences (they do not change the files).
+
+    An unknown layout or option, or a bad option value, raises :class:`ConfigError` (a
+    ``ValueError``) before anything is written.
     """
     from reid_pipeline.data.synthetic.writer import generate_synthetic
 
@@ -115,7 +118,12 @@ def ensure_synthetic(
             f"unknown synthetic option(s) {unknown} for {name!r}; accepted: {sorted(accepted)}"
         )
     content = {k: v for k, v in requested.items() if k not in ("progress", "overwrite")}
-    resolved = resolve_options(name, **content)  # validates every option before any work
+    try:
+        resolved = resolve_options(name, **content)  # validates every option before any work
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"synthetic {name!r} options: {exc}") from None
     stamp = make_stamp(resolved, requested)
     folder = Path(root) / resolved.folder
     if not (folder.exists() or folder.is_symlink()):
