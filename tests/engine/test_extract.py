@@ -96,6 +96,32 @@ def test_bf16_on_cpu_is_close() -> None:
     torch.testing.assert_close(low.feats, ref.feats, rtol=0.05, atol=0.05)
 
 
+def test_fp32_by_default_bf16_on_request() -> None:
+    model = _model()
+    seen: list[bool] = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(torch.is_autocast_enabled("cpu")))
+    extract_features(model, _loader(6, 6), progress=False)
+    extract_features(model, _loader(6, 6), precision="bf16", progress=False)
+    assert seen == [False, True]
+
+
+def test_memory_format_of_the_weights_is_left_as_found() -> None:
+    model = _model()
+    conv = model.backbone[0].weight
+    before_ptr = conv.data_ptr()
+    seen: list[bool] = []
+    model.register_forward_pre_hook(
+        lambda m, args: seen.append(conv.is_contiguous(memory_format=torch.channels_last))
+    )
+    loader = _loader(8, 4)
+    ref = extract_features(model, loader, channels_last=False, progress=False)
+    cl = extract_features(model, loader, channels_last=True, progress=False)
+    assert seen == [False, False, True, True]  # converted for the extraction only...
+    assert conv.is_contiguous()  # ...and given back: the same tensor as before
+    assert conv.data_ptr() == before_ptr
+    torch.testing.assert_close(cl.feats, ref.feats, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_extraction_matches_cpu() -> None:
@@ -105,5 +131,5 @@ def test_cuda_extraction_matches_cpu() -> None:
     gpu = extract_features(model, loader, device="cuda", precision="fp32", progress=False)
     assert gpu.feats.device.type == "cpu"
     torch.testing.assert_close(gpu.feats, ref.feats, rtol=1e-3, atol=1e-3)
-    bf16 = extract_features(model, loader, device="cuda", progress=False)
+    bf16 = extract_features(model, loader, device="cuda", precision="auto", progress=False)
     torch.testing.assert_close(bf16.feats, ref.feats, rtol=0.05, atol=0.05)

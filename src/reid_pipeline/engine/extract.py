@@ -3,12 +3,20 @@
 Standard ReID test-time practice (BoT, fast-reid, torchreid): the eval-mode embedding, optionally
 averaged with the embedding of the horizontally flipped image ("flip" test augmentation), then
 optionally L2-normalised. Runs under ``torch.inference_mode()`` with the ``device.py`` code path
-(bf16 autocast / channels_last / non-blocking copies on CUDA, plain fp32 on CPU); the features come
-back as float32 on the CPU. Cross-modality models receive the batch's ``modality``.
+(channels_last / non-blocking copies on CUDA); the forward is fp32 unless ``precision`` asks for
+bf16 (ranking metrics are sensitive to bf16's 8-bit mantissa, and extraction is cheap next to
+training). The features come back as float32 on the CPU. Cross-modality models receive the
+batch's ``modality``.
+
+The model is left as it was found: its train / eval mode and its weights' memory format (a model
+being trained under DDP must keep the layout its gradient buckets were built for; weights
+converted to channels_last for the extraction get their original tensors back). See
+docs/training.md.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -53,6 +61,22 @@ def _column(batch: Mapping[str, Tensor], key: str, n: int, fill: int) -> Tensor:
     return torch.as_tensor(value).reshape(-1).to("cpu", torch.long)
 
 
+def _to_channels_last(net: nn.Module) -> list[tuple[Tensor, Tensor]]:
+    """Convert 4-D weights and buffers to channels_last in place; returns (tensor, original
+    data) pairs for ``_restore_format``."""
+    changed = []
+    for t in itertools.chain(net.parameters(), net.buffers()):
+        if t.dim() == 4 and not t.is_contiguous(memory_format=torch.channels_last):
+            changed.append((t, t.data))
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return changed
+
+
+def _restore_format(changed: list[tuple[Tensor, Tensor]]) -> None:
+    for t, data in changed:
+        t.data = data  # the very tensors the model had (values unchanged: inference only)
+
+
 def extract_features(
     model: nn.Module,
     loader: Iterable[Mapping[str, Tensor]],
@@ -61,16 +85,17 @@ def extract_features(
     flip: bool = False,
     normalize: bool = False,
     progress: bool = True,
-    precision: str = "auto",
+    precision: str = "fp32",
     channels_last: bool | str = "auto",
 ) -> Features:
     """Embeddings of every batch of ``loader`` (dicts with ``images`` and ``pids``; ``camids`` and
     ``modality`` are carried over when present).
 
     ``flip``: average the embedding of each image with that of its horizontal flip.
-    ``normalize``: L2-normalise each (averaged) embedding. ``device`` / ``precision`` /
-    ``channels_last``: as in ``fit`` ("auto" = bf16 and channels_last on CUDA, fp32 on CPU).
-    The model's train / eval mode is restored afterwards.
+    ``normalize``: L2-normalise each (averaged) embedding. ``device`` / ``channels_last``: as
+    in ``fit`` (channels_last "auto" = on for CUDA). ``precision``: "fp32" (default), "bf16", or
+    "auto" (bf16 on a GPU with native bf16, like ``fit``). The model's train / eval mode and its
+    weights' memory format are restored afterwards.
     """
     dev = resolve_device(device)
     amp_dtype = resolve_precision(precision, dev)
@@ -78,8 +103,7 @@ def extract_features(
     net = _unwrap(model)
     cross = bool(getattr(net, "cross_modality", False))
     net.to(dev)
-    if use_cl:
-        net.to(memory_format=torch.channels_last)
+    converted = _to_channels_last(net) if use_cl else []
     was_training = net.training
     net.eval()
     try:
@@ -127,6 +151,7 @@ def extract_features(
             torch.cuda.synchronize(dev)  # the non-blocking device -> host copies have landed
     finally:
         net.train(was_training)
+        _restore_format(converted)
     if not feats:
         raise ValueError("extraction loader yielded no batch")
     return Features(
