@@ -1,4 +1,6 @@
-"""Training engine: ``fit()``, checkpoints and exact resume, DDP, precision, extraction."""
+"""Training engine: ``fit()``, checkpoints and exact resume, DDP, precision, extraction.
+
+See docs/training.md."""
 
 from reid_pipeline.engine.checkpoint import (
     CheckpointError,

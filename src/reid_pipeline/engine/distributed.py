@@ -7,7 +7,7 @@ initialised by the caller is reused and left alone by ``teardown_distributed``.
 
 ``get_rank()`` / ``get_world_size()`` already answer from torchrun's variables before the group
 exists, so a pipeline can build its distributed-aware samplers
-(``num_replicas=get_world_size(), rank=get_rank()``) and then call ``fit``.
+(``num_replicas=get_world_size(), rank=get_rank()``) and then call ``fit``. See docs/training.md.
 """
 
 from __future__ import annotations

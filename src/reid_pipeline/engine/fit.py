@@ -443,7 +443,8 @@ def _resume(run: _Setup, *, resume: bool, on_mismatch: str) -> _Progress:
                 "to move them aside automatically and start fresh"
             )
         barrier(ctx)  # every rank has read last.pt before rank 0 moves it
-        stale = broadcast_object(_move_aside(run.ckdir) if ctx.is_main else None, ctx)  # type: ignore[arg-type]
+        moved = _move_aside(run.ckdir) if ctx.is_main and run.ckdir is not None else None
+        stale = broadcast_object(moved, ctx)
         if ctx.is_main:
             log.warning(
                 "checkpoint %s does not match this run (%s); moved the old files to %s and "

@@ -29,7 +29,7 @@ warm-up factor times the decay factor. Linear warm-up goes from ``warmup_factor`
 decay multiplies by ``gamma`` from each milestone epoch on; cosine decays from 1 at
 ``warmup_epochs`` to ``min_factor`` at ``epochs``.
 
-The recipes of MODELS.md in this vocabulary:
+The recipes of docs/models.md in this vocabulary:
 
 - BoT: adam lr 3.5e-4; step milestones [40, 70] gamma 0.1, warmup_epochs 10, warmup_factor 0.01
   (the official WarmupMultiStepLR stepped per epoch gives exactly these values).

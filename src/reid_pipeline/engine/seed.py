@@ -11,6 +11,7 @@ own generator, which ``fit`` re-seeds too) when the epoch's iterator is created;
 per-epoch re-seed that is a function of ``(seed, epoch, w)``. Libraries that keep their own RNG
 (albumentations' ``Compose`` does) are re-seeded through ``reseed_dataset``: a dataset exposing
 ``reseed(seed)``, or a ``transform`` / ``transforms`` attribute with ``set_random_seed(seed)``.
+Under DDP the model's own draws are re-seeded per rank (``loop.py``). See docs/training.md.
 """
 
 from __future__ import annotations
