@@ -20,7 +20,7 @@ from PIL import Image
 
 from reid_pipeline.data.records import Record
 from reid_pipeline.evaluation import evaluate_protocol
-from reid_pipeline.experiment.run import headline
+from reid_pipeline.experiment.summary import headline
 from reid_pipeline.pipelines.report.nodes import collect_metrics, render_chart, render_table
 from reid_pipeline.pipelines.report.trials import (
     TrialsError,
@@ -323,3 +323,13 @@ def test_report_pipeline_on_two_trained_architectures(kedro_project: Path, run_p
     assert rows[2].split("|")[2].strip() == "sysu_mm01"
     with Image.open(reporting / "report.png") as img:
         assert img.size[0] > 800
+
+
+def test_metrics_of_an_older_model_are_left_out() -> None:
+    fresh = {"trained": {"R1": 0.5, "mAP": 0.4, "mINP": 0.2}, "model": {"run_id": "B"}}
+    stale = {"trained": {"R1": 0.9, "mAP": 0.9, "mINP": 0.9}, "model": {"run_id": "A"}}
+    specs = {"bot/model_spec.json": lambda: {"run_id": "B"}, "dimn/": lambda: {"run_id": "B"}}
+    table = collect_metrics(
+        {"bot/": lambda: fresh, "dimn/": lambda: stale}, order=["bot", "dimn"], specs=specs
+    )
+    assert table["architecture"].tolist() == ["bot"]

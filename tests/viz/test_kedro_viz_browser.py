@@ -25,9 +25,8 @@ from typing import Any
 
 import psutil
 import pytest
-from tests.kedro.conftest import ROOT, _copy_project
-
 from reid_pipeline.train_template.pipeline import ARCHITECTURES, create_train_pipeline
+from tests.kedro.conftest import ROOT, _copy_project
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACT = ROOT / "test-artifacts" / "kedro_viz_train_dimn.png"
@@ -236,10 +235,17 @@ def test_kedro_viz_run_listens_on_localhost_only(project: Path, tmp_path: Path) 
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 200")
         assert b'"name":"train_model"' in reply
-    finally:
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "kedro viz run serves from a child process"
+        # stopping `kedro viz run` stops its server too (it used to keep listening)
         proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, f"server processes left behind: {[p.pid for p in alive]}"
+    finally:
+        if proc.poll() is None:
             proc.kill()
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
         log.close()

@@ -56,12 +56,44 @@ def _row(key: str, m: Any) -> dict[str, Any]:
     }
 
 
-def collect_metrics(partitions: dict[str, Callable[[], Any]], order: list[str]) -> pd.DataFrame:
+def is_stale(key: str, metrics: Any, specs: dict[str, Callable[[], Any]] | None) -> bool:
+    """True when ``<arch>/metrics.json`` scored other weights than those now in
+    ``data/06_models/<arch>`` (their ``model_spec.json`` names another training run)."""
+    arch = key.split("/", maxsplit=1)[0]
+    spec_key = next((k for k in (specs or {}) if k.split("/", maxsplit=1)[0] == arch), None)
+    if spec_key is None or not isinstance(metrics, dict):
+        return False
+    scored = (metrics.get("model") or {}).get("run_id")
+    trained = (specs[spec_key]() or {}).get("run_id")  # type: ignore[index]
+    if scored == trained:
+        return False
+    logger.warning(
+        "report: left out %s: data/08_reporting/%s/metrics.json scored the model of run %s, but "
+        "data/06_models/%s holds the model of run %s; re-score it with `kedro run "
+        "--pipeline=train_%s --from-nodes=%s.extract_embeddings`",
+        arch,
+        arch,
+        scored or "(unknown)",
+        arch,
+        trained or "(unknown)",
+        arch,
+        arch,
+    )
+    return True
+
+
+def collect_metrics(
+    partitions: dict[str, Callable[[], Any]],
+    order: list[str],
+    specs: dict[str, Callable[[], Any]] | None = None,
+) -> pd.DataFrame:
     """One row per architecture from the ``<arch>/metrics.json`` partitions that exist: R1 /
     mAP / mINP of the trained and the untrained model (percent), parameters (millions),
     training time (s) and training throughput (images/s); rows in ``order``, then the others
-    alphabetically."""
-    rows = [_row(key, partitions[key]()) for key in sorted(partitions)]
+    alphabetically. With ``specs`` (the ``<arch>/model_spec.json`` partitions), metrics that
+    scored another run's weights than the ones on disk are left out with a warning."""
+    loaded = {key: partitions[key]() for key in sorted(partitions)}
+    rows = [_row(key, m) for key, m in loaded.items() if not is_stale(key, m, specs)]
     if not rows:
         raise ValueError(
             "report: no data/08_reporting/<architecture>/metrics.json found; run a training "

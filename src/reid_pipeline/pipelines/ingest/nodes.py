@@ -10,14 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from reid_pipeline.data import generate_synthetic, load_dataset, records_to_frame
+from reid_pipeline.data import load_dataset, records_to_frame
 from reid_pipeline.data.records import Record
 from reid_pipeline.data.stats import format_statistics, split_statistics
-from reid_pipeline.data.synthetic import resolve_options
+from reid_pipeline.data.synthetic import ensure_synthetic
+from reid_pipeline.errors import ConfigError
+from reid_pipeline.experiment.recipe import parse_dataset
 
 logger = logging.getLogger(__name__)
-
-_DATASET_KEYS = {"name", "root", "options", "synthetic", "protocol"}  # protocol: for evaluation
 
 
 def _relative(records: list[Record]) -> list[Record]:
@@ -34,26 +34,11 @@ def _relative(records: list[Record]) -> list[Record]:
     return out
 
 
-def ensure_synthetic(name: str, root: str, synthetic: Mapping[str, Any]) -> None:
-    """Generate the synthetic dataset ``name`` under ``root`` if its folder is missing."""
-    options = dict(synthetic)
-    folder = (
-        Path(root)
-        / resolve_options(
-            name, **{k: v for k, v in options.items() if k in ("preset", "seed", "version")}
-        ).folder
-    )
-    if folder.is_dir():
-        return
-    logger.info("%s is missing: generating the synthetic %s dataset (%s)", folder, name, options)
-    generate_synthetic(root, name, **options)
-
-
 def select_dataset(slot: str, datasets: Mapping[str, Any]) -> dict[str, Any]:
     """The entry ``slot`` (``single_modality`` / ``cross_modality``) of ``datasets``."""
     if slot not in datasets:
-        raise ValueError(f"ingest.dataset_slot: expected one of {sorted(datasets)}, got {slot!r}")
-    return dict(datasets[slot])
+        raise ConfigError(f"ingest.dataset_slot: expected one of {sorted(datasets)}, got {slot!r}")
+    return parse_dataset(f"datasets.{slot}", datasets[slot]).as_dict()
 
 
 def ingest_dataset(
@@ -61,16 +46,13 @@ def ingest_dataset(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """``dataset``: ``{name, root, options: {...load_dataset options}, synthetic: {...} | null}``.
 
-    With ``synthetic`` set (the embedded default) a missing folder is generated first; real-data
+    With ``synthetic`` set (the embedded default) a missing folder is generated first, and a
+    folder generated with other options is regenerated (never silently reused); real-data
     environments set it to null, so a missing download is an error naming the folder."""
-    extra = sorted(set(dataset) - _DATASET_KEYS)
-    if extra:
-        raise ValueError(f"dataset: unknown key(s) {extra}; expected {sorted(_DATASET_KEYS)}")
-    name, root = dataset.get("name"), dataset.get("root")
-    if not isinstance(name, str) or not isinstance(root, str):
-        raise ValueError(f"dataset.name and dataset.root must be strings, got {name!r}, {root!r}")
-    if dataset.get("synthetic"):
-        ensure_synthetic(name, root, dataset["synthetic"])
+    spec = parse_dataset("dataset", {k: v for k, v in dataset.items() if k != "protocol"})
+    name, root = spec.name, spec.root
+    if spec.synthetic:
+        ensure_synthetic(root, name, spec.synthetic)
     splits = load_dataset(name, root, **dict(dataset.get("options") or {}))
     stats = split_statistics(splits)
     logger.info("\n%s", format_statistics(name, stats))

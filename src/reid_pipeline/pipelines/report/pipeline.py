@@ -2,7 +2,10 @@
 
 The nodes live under the ``report`` namespace (one group in Kedro-Viz), so the catalog entries
 are ``report.all_metrics`` (every ``data/08_reporting/<arch>/metrics.json``), ``report.table``
-(``report.md``) and ``report.chart`` (``report.png``); the row order is ``params:report.order``.
+(``report.md``) and ``report.chart`` (``report.png``); the row order is ``params:report.order``
+(architectures not named there follow alphabetically). ``report.all_model_specs`` (every
+``data/06_models/<arch>/model_spec.json``) lets the report leave out metrics that scored an
+older model than the one on disk.
 """
 
 from kedro.pipeline import Node, Pipeline, pipeline
@@ -15,7 +18,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 collect_metrics,
-                ["all_metrics", "params:order"],
+                ["all_metrics", "params:order", "all_model_specs"],
                 "results",
                 name="collect_metrics",
             ),
