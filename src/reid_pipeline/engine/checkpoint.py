@@ -11,8 +11,8 @@ Layout written by ``fit`` in its ``checkpoint_dir``:
 - ``last.pt``: ``{"format", "epoch" (completed epochs), "epochs" (the run's total), "model",
   "optimizer", "loss_optimizers", "scheduler", "criterion", "history" (column -> list),
   "best_metric", "best_epoch", "config", "fingerprint", "world_size"}``.
-- ``best.pt``: ``{"model", "epoch", "metric", "select_metric", "fingerprint"}`` (the best
-  validated weights).
+- ``best.pt``: ``{"model", "epoch", "metric", "select_metric", "fingerprint", "config"}`` (the
+  best validated weights).
 - ``history.csv``: the training curve, one row per epoch.
 
 Errors a user can act on are one line (``reid_pipeline.errors``): a truncated or corrupt file is a

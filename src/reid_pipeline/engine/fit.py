@@ -73,7 +73,6 @@ from reid_pipeline.engine.optim import (
 from reid_pipeline.engine.progress import add_task, make_progress
 from reid_pipeline.engine.seed import derive_seed, seed_everything
 from reid_pipeline.errors import CheckpointError
-from reid_pipeline.io.digest import json_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ class _Setup:
     epochs: int
     seed: int
     config: dict[str, Any]  # the engine's own settings, kept in the checkpoint as plain values
-    fingerprint: dict[str, str]  # component -> digest, the engine's and the caller's
+    fingerprint: dict[str, str]  # the caller's: component -> digest
     ckdir: Path | None
     log: logging.Logger
 
@@ -267,10 +266,6 @@ def _setup(
         "grad_clip": grad_clip,
         "scheduler": sched.resume_settings(),
     }
-    # the caller's components win over the engine's of the same name (same settings, hashed
-    # from the caller's own configuration)
-    fp = {name: json_sha256(value) for name, value in config.items()}
-    fp.update(dict(fingerprint or {}))
     return _Setup(
         model=model,
         criterion=criterion,
@@ -286,7 +281,7 @@ def _setup(
         epochs=epochs,
         seed=seed,
         config=config,
-        fingerprint=fp,
+        fingerprint=dict(fingerprint or {}),
         ckdir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
         log=log,
     )
@@ -334,18 +329,22 @@ def _mismatches(state: Mapping[str, Any], run: _Setup) -> tuple[list[str], str |
     if not isinstance(saved_fp, Mapping):
         return ["no fingerprint (written by an older version of fit)"], None
     reasons = []
-    saved_config = state.get("config") or {}
     for name in sorted(set(saved_fp) | set(run.fingerprint)):
         if saved_fp.get(name) == run.fingerprint.get(name):
             continue
         if name not in saved_fp or name not in run.fingerprint:
             where = "now" if name in run.fingerprint else "in the checkpoint"
             reasons.append(f"{name} (only {where})")
-        elif name in run.config and name in saved_config:
-            old, new = saved_config[name], run.config[name]
-            reasons.append(f"{name} ({_short(old)} in the checkpoint, {_short(new)} now)")
         else:
             reasons.append(name)
+    saved_config = state.get("config") or {}
+    for name in sorted(set(saved_config) | set(run.config)):  # the engine's own settings
+        old, new = saved_config.get(name), run.config.get(name)
+        if old != new and isinstance(old, dict) and isinstance(new, dict):  # only what differs
+            keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            old, new = {k: old.get(k) for k in keys}, {k: new.get(k) for k in keys}
+        if old != new:
+            reasons.append(f"fit {name} ({_short(old)} in the checkpoint, {_short(new)} now)")
     for what, module, key in (
         ("model", run.model, "model"),
         ("losses", run.criterion, "criterion"),
@@ -410,7 +409,7 @@ def _restore(state: Mapping[str, Any], run: _Setup, path: Path) -> _Progress:
     best_path = run.best_path
     if progress.best_epoch is not None and best_path is not None and best_path.is_file():
         best = ckpt.load_checkpoint(best_path)
-        if best.get("fingerprint") != state.get("fingerprint"):
+        if (best.get("fingerprint"), best.get("config")) != (run.fingerprint, run.config):
             raise CheckpointError(
                 f"checkpoint {best_path} belongs to other settings than {path}; move both aside "
                 "or delete them to start fresh"
@@ -721,6 +720,7 @@ def _save_epoch(
                 "metric": progress.best_metric,
                 "select_metric": select_metric,
                 "fingerprint": run.fingerprint,
+                "config": run.config,
             },
             run.best_path,  # type: ignore[arg-type]
         )
@@ -806,9 +806,10 @@ def fit(
     ``checkpoint_dir``: where ``last.pt``, ``best.pt`` and ``history.csv`` go (None: nothing is
     written); ``resume``: continue from ``last.pt`` when present and it matches this run.
     ``fingerprint``: component name -> digest of the caller's settings ("model", "input",
-    "train_data", ...), stored in every checkpoint beside the engine's own (seed, optimizer,
-    scheduler, grad_clip); a checkpoint resumes only when all are equal and the epoch count
-    allows it (more epochs resume unless the schedule anneals to the total, e.g. cosine).
+    "train_data", ...), stored in every checkpoint beside the engine's own settings (seed,
+    optimizer, scheduler but its epochs, grad_clip); a checkpoint resumes only when both are
+    equal, its weights fit, and the epoch count allows it (more epochs resume unless the schedule
+    anneals to the total, e.g. cosine).
     ``on_mismatch``: "restart" moves the old files to ``<checkpoint_dir>/stale/<UTC time>/``
     and trains from scratch (with a warning), "error" raises ``CheckpointError``.
 
