@@ -1,54 +1,95 @@
-"""Model registry: ``create_model(name, ...)`` and ``list_models()``.
+"""Model registry: ``create_model(name, ...)``, ``list_models()`` and ``model_options(name)``.
 
-Each architecture lives in its own module and registers its builder with ``@register_model``.
-The modules are imported lazily (``_MODULES``), so importing the registry stays cheap and one
-architecture's import error never hides the others.
+Adding an architecture is one file: a module ``reid_pipeline/models/<name>.py`` whose model class
+carries ``@register_model("<name>")``. The registry finds such modules itself
+(:func:`discover_models` walks the package with ``pkgutil`` the first time a name is needed);
+``base``, ``registry``, private ``_*`` modules and the ``layers`` subpackage are not model
+modules. A module that fails to import is logged as a warning naming it and skipped, so one broken
+architecture never hides the others. See docs/adding_an_architecture.md and docs/models.md.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import pkgutil
 import typing
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-# name -> module that defines it. Adding an architecture = one line here.
-_MODULES: dict[str, str] = {
-    "bot": "reid_pipeline.models.bot",
-    "agw": "reid_pipeline.models.agw",
-    "dimn": "reid_pipeline.models.dimn",
-    "pmm": "reid_pipeline.models.pmm",
-    "fienet": "reid_pipeline.models.fienet",
-    "wrimnet": "reid_pipeline.models.wrimnet",
-}
+logger = logging.getLogger(__name__)
+
+#: modules of a model package that are not architectures
+NOT_MODEL_MODULES = frozenset({"base", "registry", "layers"})
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+#: module -> import error of the model modules that could not be imported
+_FAILED: dict[str, str] = {}
+_STATE = {"discovered": False}
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a model builder under ``name``; duplicate names are refused."""
+    """Decorator registering a model class (or builder) under ``name``; its keyword options
+    are the recipe's ``model:`` keys. A second, different registration of a name is refused."""
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _BUILDERS and _BUILDERS[name] is not fn:
-            raise ValueError(f"model {name!r} is already registered")
+        known = _BUILDERS.get(name)
+        if known is not None and known is not fn and _qualname(known) != _qualname(fn):
+            raise ValueError(
+                f"model {name!r} is already registered by {_qualname(known)}; pick another name"
+            )
         _BUILDERS[name] = fn
         return fn
 
     return decorator
 
 
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def discover_models(package: str = "reid_pipeline.models") -> list[str]:
+    """Import every model module of ``package`` so its ``@register_model`` runs.
+
+    Returns the modules imported. A module whose import raises is logged (a warning naming the
+    module and the error) and recorded, the others are still imported.
+    """
+    pkg = importlib.import_module(package)
+    imported = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in NOT_MODEL_MODULES:
+            continue
+        module = f"{pkg.__name__}.{info.name}"
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # one broken architecture must not hide the others
+            _FAILED[module] = f"{type(exc).__name__}: {exc}"
+            logger.warning("model module %s could not be imported and is skipped: %s", module, exc)
+            continue
+        imported.append(module)
+    return imported
+
+
+def _discover() -> None:
+    if not _STATE["discovered"]:
+        _STATE["discovered"] = True
+        discover_models()
+
+
 def list_models() -> list[str]:
-    return sorted(_MODULES)
+    """Names of the registered architectures, sorted."""
+    _discover()
+    return sorted(_BUILDERS)
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
-    if name not in _MODULES:
-        raise ValueError(f"unknown model {name!r}; expected one of {list_models()}")
+    _discover()
     if name not in _BUILDERS:
-        importlib.import_module(_MODULES[name])
+        broken = "".join(f"; {m} failed to import ({err})" for m, err in sorted(_FAILED.items()))
+        raise ValueError(f"unknown model {name!r}; expected one of {list_models()}{broken}")
     return _BUILDERS[name]
 
 
@@ -69,14 +110,16 @@ def model_options(name: str) -> set[str]:
 
 
 def create_model(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
-    """Build a registered model. ``kwargs`` are the builder's keyword-only options
-    (``backbone``, ``pretrained``, architecture-specific switches)."""
+    """Build a registered model. ``kwargs`` are its keyword-only options (``backbone``,
+    ``pretrained``, architecture-specific switches)."""
     builder = _builder(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    try:
-        return builder(num_classes=num_classes, **kwargs)
-    except TypeError as exc:  # an unknown option: name it instead of a deep traceback
-        if "unexpected keyword argument" in str(exc):
-            raise ValueError(f"model {name!r}: {exc}") from None
-        raise
+    unknown = sorted(set(kwargs) - model_options(name))
+    if unknown:  # name it instead of a deep TypeError traceback
+        what = "argument" if len(unknown) == 1 else "arguments"
+        raise ValueError(
+            f"model {name!r}: unexpected keyword {what} {', '.join(map(repr, unknown))}; its "
+            f"options are {sorted(model_options(name))}"
+        )
+    return builder(num_classes=num_classes, **kwargs)
