@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--unused", action="store_true")
     parser.add_argument("--find-unused", default="auto")
+    parser.add_argument("--lr-scaling", default="none")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     find_unused = {"auto": "auto", "true": True, "false": False}[args.find_unused]
@@ -77,6 +78,7 @@ def main() -> None:
         validate=validate,
         progress=False,
         find_unused_parameters=find_unused,
+        lr_scaling=args.lr_scaling,
     )
     torch.save(result.state_dict, out / f"rank{rank}.pt")
     report = {
@@ -85,6 +87,7 @@ def main() -> None:
         "validate_calls": len(calls),
         "loss": result.history["loss"].tolist(),
         "val_mAP": result.history["val_mAP"].tolist(),
+        "lr_default": result.history["lr_default"].tolist(),
         "best_epoch": result.best_epoch,
         "initialized_after": torch.distributed.is_initialized(),
         "draws": getattr(model, "draws", []),

@@ -64,7 +64,7 @@ def _torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
-    proc = _torchrun(tmp_path, "--epochs", "2")
+    proc = _torchrun(tmp_path, "--epochs", "2", "--lr-scaling", "linear")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
@@ -87,6 +87,8 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     assert [rep["validate_calls"] for rep in reports] == [2, 0]
     assert reports[0]["val_mAP"] == reports[1]["val_mAP"] == pytest.approx([0.1, 0.2])
     assert reports[0]["best_epoch"] == reports[1]["best_epoch"] == 2
+    # lr_scaling linear: OPTIMIZER's lr 0.05 x 2 processes
+    assert reports[0]["lr_default"] == reports[1]["lr_default"] == pytest.approx([0.1, 0.1])
     assert reports[0]["initialized_after"] is False  # fit tore down the group it created
 
     ckpt_dir = tmp_path / "ckpt"
@@ -94,6 +96,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     last = torch.load(ckpt_dir / "last.pt", weights_only=True)
     assert last["epoch"] == 2
     assert last["world_size"] == 2
+    assert last["config"]["lr_scale"] == 2.0
     assert all(torch.equal(last["model"][k], weights[0][k]) for k in weights[0])
 
 

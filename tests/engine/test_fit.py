@@ -19,6 +19,7 @@ from reid_pipeline.engine import (
     fit,
     load_checkpoint,
 )
+from reid_pipeline.engine.fit import lr_scale
 from reid_pipeline.errors import DiskFullError
 from reid_pipeline.losses import Criterion
 
@@ -350,6 +351,16 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, mo
     assert result.resumed_from == 1
 
 
+def test_lr_scale_rule() -> None:
+    assert lr_scale("none", 8) == 1.0
+    assert lr_scale("linear", 8) == 8.0
+    assert lr_scale("sqrt", 4) == 2.0
+    # one process: nothing changes, but the choice is part of the run's settings
+    _, _, plain = _run(None, epochs=1)
+    _, _, scaled = _run(None, epochs=1, lr_scaling="linear")
+    assert _equal(plain.state_dict, scaled.state_dict)
+
+
 def test_deterministic_switches_during_fit_and_restores_them() -> None:
     seen: list[tuple] = []
 
@@ -452,6 +463,7 @@ def test_cross_modality_models_get_modality_single_modality_models_none() -> Non
         ({"fingerprint": {"model": 1}}, TypeError, "fingerprint"),
         ({"find_unused_parameters": "maybe"}, ValueError, "find_unused_parameters"),
         ({"deterministic": "yes"}, ValueError, "deterministic"),
+        ({"lr_scaling": "quadratic"}, ValueError, "lr_scaling"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:

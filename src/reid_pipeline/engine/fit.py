@@ -78,7 +78,18 @@ logger = logging.getLogger(__name__)
 
 Validate = Callable[[nn.Module], Mapping[str, float]]
 ON_MISMATCH = ("restart", "error")
+LR_SCALINGS = ("none", "linear", "sqrt")
 STALE_DIR = "stale"
+
+
+def lr_scale(lr_scaling: str, world_size: int) -> float:
+    """Learning-rate multiplier for ``world_size`` processes: "none" 1, "linear" ``world_size``
+    (Goyal et al. 2017, for SGD), "sqrt" its square root (a cautious choice for Adam)."""
+    if lr_scaling == "linear":
+        return float(world_size)
+    if lr_scaling == "sqrt":
+        return float(world_size) ** 0.5
+    return 1.0
 
 
 @dataclass
@@ -123,6 +134,7 @@ def _check_args(
     on_mismatch: str,
     find_unused_parameters: Any,
     deterministic: Any,
+    lr_scaling: Any,
 ) -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected an int >= 1, got {epochs!r}")
@@ -156,6 +168,8 @@ def _check_args(
         )
     if not isinstance(deterministic, bool):
         raise ValueError(f"deterministic: expected true or false, got {deterministic!r}")
+    if lr_scaling not in LR_SCALINGS:
+        raise ValueError(f"lr_scaling: expected one of {LR_SCALINGS}, got {lr_scaling!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,6 +256,7 @@ def _setup(
     seed: int,
     fingerprint: Mapping[str, str] | None,
     checkpoint_dir: str | Path | None,
+    lr_scaling: str,
     log: logging.Logger,
 ) -> _Setup:
     """Seed, move the model, build loader / optimisers / schedule and the run's fingerprint."""
@@ -256,6 +271,11 @@ def _setup(
     except TypeError:
         iters = None
     opt = build_optimizer(model, optimizer, criterion=criterion)
+    scale = lr_scale(lr_scaling, ctx.world_size)
+    if scale != 1.0:
+        for group in opt.param_groups:  # the schedule multiplies base_lr
+            group["base_lr"] *= scale
+            group["lr"] *= scale
     loss_opts = build_loss_optimizers(criterion, optimizer)
     sched = build_scheduler(scheduler, epochs=epochs, iters_per_epoch=iters or 1)
     if sched.per_iteration and iters is None:
@@ -266,6 +286,15 @@ def _setup(
         "grad_clip": grad_clip,
         "scheduler": sched.resume_settings(),
     }
+    if lr_scaling != "none":  # the rates depend on the world size: resume only with the same
+        config["lr_scale"] = scale
+        if ctx.is_main:
+            log.info(
+                "lr_scaling %s: learning rates x %.4g for %d processes",
+                lr_scaling,
+                scale,
+                ctx.world_size,
+            )
     return _Setup(
         model=model,
         criterion=criterion,
@@ -791,6 +820,7 @@ def fit(
     fingerprint: Mapping[str, str] | None = None,
     on_mismatch: str = "restart",
     deterministic: bool = False,
+    lr_scaling: str = "none",
 ) -> FitResult:
     """Train ``model`` on ``train_loader`` with ``criterion`` for ``epochs`` epochs
     (docs/training.md).
@@ -801,7 +831,9 @@ def fit(
     bf16, else fp32) | "fp32" | "bf16"; the criterion always computes in fp32.
     ``channels_last``: "auto" (on for CUDA) | bool; ``compile``: wrap the training forward in
     ``torch.compile``. ``grad_clip``: max gradient norm. ``deterministic``: deterministic
-    cuDNN / algorithms (warn-only) and no cuDNN autotuning.
+    cuDNN / algorithms (warn-only) and no cuDNN autotuning. ``lr_scaling``: "none" | "linear" |
+    "sqrt": multiply the main optimiser's learning rates by the number of processes (or its
+    square root), since the global batch grows with it.
 
     ``checkpoint_dir``: where ``last.pt``, ``best.pt`` and ``history.csv`` go (None: nothing is
     written); ``resume``: continue from ``last.pt`` when present and it matches this run.
@@ -832,6 +864,7 @@ def fit(
         on_mismatch=on_mismatch,
         find_unused_parameters=find_unused_parameters,
         deterministic=deterministic,
+        lr_scaling=lr_scaling,
     )
     dev = resolve_device(device)
     amp_dtype = resolve_precision(precision, dev)
@@ -855,6 +888,7 @@ def fit(
                 seed=seed,
                 fingerprint=fingerprint,
                 checkpoint_dir=checkpoint_dir,
+                lr_scaling=lr_scaling,
                 log=log,
             )
             state = _resume(run, resume=resume, on_mismatch=on_mismatch)
@@ -917,4 +951,4 @@ def fit(
         teardown_distributed(ctx)
 
 
-__all__ = ["ON_MISMATCH", "FitResult", "Validate", "fit"]
+__all__ = ["LR_SCALINGS", "ON_MISMATCH", "FitResult", "Validate", "fit", "lr_scale"]
