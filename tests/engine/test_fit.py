@@ -503,3 +503,20 @@ def test_cuda_bf16_channels_last_training(tmp_path: Path) -> None:
     assert result.history["loss"].notna().all()
     assert all(v.device.type == "cpu" for v in result.state_dict.values())
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_crash_between_best_and_last_keeps_best_consistent(tmp_path: Path) -> None:
+    """best.pt is written before last.pt: a crash in between leaves best.pt one epoch ahead.
+    The re-run epoch may validate differently on a GPU; the best weights, epoch and metric must
+    still belong together."""
+    _run(tmp_path, epochs=1, validate=lambda m: {"mAP": 0.5})
+    epoch1 = (tmp_path / "last.pt").read_bytes()
+    _run(tmp_path, epochs=2, validate=lambda m: {"mAP": 0.9})
+    best2 = load_checkpoint(tmp_path / "best.pt")
+    assert best2["epoch"] == 2
+    (tmp_path / "last.pt").write_bytes(epoch1)  # as if killed between best.pt and last.pt
+    _, _, result = _run(tmp_path, epochs=2, validate=lambda m: {"mAP": 0.4})
+    assert result.resumed_from == 1
+    assert result.best_epoch == 2
+    assert result.best_metric == pytest.approx(0.9)
+    assert _equal(result.best_state_dict, best2["model"])
