@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from reid_pipeline.models import ReidOutput, create_model
-from reid_pipeline.models.agw import AGW, build_agw
-from reid_pipeline.models.bot import build_bot
+from reid_pipeline.models.agw import AGW
+from reid_pipeline.models.bot import BoT
 from reid_pipeline.models.layers.backbone import TwoStreamResNet
 from reid_pipeline.models.layers.gem import GeM
 from reid_pipeline.models.layers.non_local import NonLocalBlock
@@ -34,7 +34,7 @@ def test_registered_with_agw_defaults() -> None:
 
 
 def test_resnet50_placement_and_parameter_counts() -> None:
-    model = build_agw(num_classes=751)
+    model = AGW(num_classes=751)
     assert model.non_local.positions == [[], [2, 3], [3, 4, 5], []]
     # Non_local(512): 3 x (512*256 + 256) + (256*512 + 512) + 2*512 = 526,592 (x2)
     # Non_local(1024): 3 x (1024*512 + 512) + (512*1024 + 1024) + 2*1024 = 2,101,760 (x3)
@@ -42,14 +42,14 @@ def test_resnet50_placement_and_parameter_counts() -> None:
     assert _n_params(model, "backbone.") == 23_508_032
     # + BNNeck 2*2048 + classifier 2048*751 + GeM p
     assert _n_params(model) == 23_508_032 + 7_358_464 + 4096 + 2048 * 751 + 1 == 32_408_641
-    released = build_agw(num_classes=751, non_local_inter_channels=1)  # the released code's width
+    released = AGW(num_classes=751, non_local_inter_channels=1)  # the released code's width
     assert _n_params(released, "non_local.") == 2 * (3 * 513 + 512 + 512 + 1024) + 3 * (
         3 * 1025 + 1024 + 1024 + 2048
     )
 
 
 def test_cross_modality_resnet50_parameter_count_with_395_classes() -> None:
-    model = build_agw(num_classes=395, cross_modality=True)
+    model = AGW(num_classes=395, cross_modality=True)
     assert isinstance(model.backbone, TwoStreamResNet)
     # second stem: conv1 64*3*7*7 + bn1 2*64 = 9,536
     assert _n_params(model, "backbone.") == 23_508_032 + 9_536
@@ -58,8 +58,8 @@ def test_cross_modality_resnet50_parameter_count_with_395_classes() -> None:
 
 
 def test_identity_initialised_non_local_makes_agw_equal_to_bot_with_gem() -> None:
-    agw = build_agw(num_classes=4, backbone="resnet18").eval()
-    bot = build_bot(num_classes=4, backbone="resnet18", pool="gem").eval()
+    agw = AGW(num_classes=4, backbone="resnet18").eval()
+    bot = BoT(num_classes=4, backbone="resnet18", pool="gem").eval()
     result = bot.load_state_dict(agw.state_dict(), strict=False)
     assert result.missing_keys == []
     assert all(k.startswith("non_local.") for k in result.unexpected_keys)
@@ -72,7 +72,7 @@ def test_identity_initialised_non_local_makes_agw_equal_to_bot_with_gem() -> Non
 
 
 def test_forward_stages_and_train_output() -> None:
-    model = build_agw(num_classes=6, backbone="resnet18").train()
+    model = AGW(num_classes=6, backbone="resnet18").train()
     x = torch.randn(4, 3, 64, 32)
     stages = model.forward_stages(x)
     assert [tuple(s.shape) for s in stages] == [
@@ -118,36 +118,34 @@ def test_cross_modality_forward_routes_and_trains() -> None:
 
 
 def test_options() -> None:
-    off = build_agw(num_classes=3, backbone="resnet18", non_local=[0, 0, 0, 0])
+    off = AGW(num_classes=3, backbone="resnet18", non_local=[0, 0, 0, 0])
     assert _n_params(off, "non_local.") == 0
-    four = build_agw(num_classes=3, backbone="resnet18", non_local=(1, 0, 0, 2))
+    four = AGW(num_classes=3, backbone="resnet18", non_local=(1, 0, 0, 2))
     assert four.non_local.positions == [[1], [], [], [0, 1]]
-    emb = build_agw(num_classes=3, backbone="resnet18", non_local_mode="embedded_gaussian")
+    emb = AGW(num_classes=3, backbone="resnet18", non_local_mode="embedded_gaussian")
     assert emb.non_local.blocks["layer2"][0].mode == "embedded_gaussian"
     emb.eval()
     with torch.no_grad():
         assert emb(torch.randn(2, 3, 64, 32)).shape == (2, 512)
-    assert build_agw(num_classes=3, backbone="resnet18", gem_learn_p=False).head.pool.p.grad is None
-    assert not build_agw(
-        num_classes=3, backbone="resnet18", gem_learn_p=False
-    ).head.pool.p.requires_grad
-    avg = build_agw(num_classes=3, backbone="resnet18", pool="avg", non_local_reduction=4)
+    assert AGW(num_classes=3, backbone="resnet18", gem_learn_p=False).head.pool.p.grad is None
+    assert not AGW(num_classes=3, backbone="resnet18", gem_learn_p=False).head.pool.p.requires_grad
+    avg = AGW(num_classes=3, backbone="resnet18", pool="avg", non_local_reduction=4)
     assert not isinstance(avg.head.pool, GeM)
     assert avg.non_local.blocks["layer2"][0].inter_channels == 32
 
 
 def test_bad_options_give_one_clear_error() -> None:
     with pytest.raises(ValueError, match=r"non_local\[2\] \(layer3\) must be an int in \[0, 2\]"):
-        build_agw(num_classes=3, backbone="resnet18", non_local=[0, 2, 3, 0])
+        AGW(num_classes=3, backbone="resnet18", non_local=[0, 2, 3, 0])
     with pytest.raises(ValueError, match="non_local must be a list of 4"):
-        build_agw(num_classes=3, backbone="resnet18", non_local="0,2,3,0")
+        AGW(num_classes=3, backbone="resnet18", non_local="0,2,3,0")
     with pytest.raises(ValueError, match="one count per ResNet stage"):
-        build_agw(num_classes=3, backbone="resnet18", non_local=[2, 3])
+        AGW(num_classes=3, backbone="resnet18", non_local=[2, 3])
     with pytest.raises(ValueError, match="non_local_mode must be one of"):
-        build_agw(num_classes=3, backbone="resnet18", non_local_mode="softmax")
+        AGW(num_classes=3, backbone="resnet18", non_local_mode="softmax")
     with pytest.raises(ValueError, match="reduction"):
-        build_agw(num_classes=3, backbone="resnet18", non_local_reduction=0)
+        AGW(num_classes=3, backbone="resnet18", non_local_reduction=0)
     with pytest.raises(ValueError, match="neck_feat"):
-        build_agw(num_classes=3, backbone="resnet18", neck_feat="pre")
+        AGW(num_classes=3, backbone="resnet18", neck_feat="pre")
     with pytest.raises(ValueError, match=r"model 'agw'.*non_locals"):
         create_model("agw", num_classes=3, backbone="resnet18", non_locals=[0, 2, 3, 0])

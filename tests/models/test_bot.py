@@ -9,7 +9,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from reid_pipeline.models import ReidOutput, create_model
-from reid_pipeline.models.bot import BoT, build_bot
+from reid_pipeline.models.bot import BoT
 from reid_pipeline.models.layers.backbone import TwoStreamResNet
 
 
@@ -26,7 +26,7 @@ def test_registered_and_built_through_create_model() -> None:
 
 
 def test_train_output_is_gap_feature_and_bnneck_logits() -> None:
-    model = build_bot(num_classes=6, backbone="resnet18").train()
+    model = BoT(num_classes=6, backbone="resnet18").train()
     x, pids = _images(), torch.tensor([0, 0, 1, 1])
     out = model(x, targets=pids)
     assert isinstance(out, ReidOutput)
@@ -49,7 +49,7 @@ def test_train_output_is_gap_feature_and_bnneck_logits() -> None:
 
 @pytest.mark.parametrize("neck_feat", ["after", "before"])
 def test_eval_embedding_is_the_chosen_neck_feature(neck_feat: str) -> None:
-    model = build_bot(num_classes=6, backbone="resnet18", neck_feat=neck_feat)
+    model = BoT(num_classes=6, backbone="resnet18", neck_feat=neck_feat)
     model.train()
     model(_images(8))  # move the BN running statistics away from (0, 1)
     model.eval()
@@ -65,7 +65,7 @@ def test_eval_embedding_is_the_chosen_neck_feature(neck_feat: str) -> None:
 
 
 def test_single_modality_model_ignores_modality() -> None:
-    model = build_bot(num_classes=3, backbone="resnet18").eval()
+    model = BoT(num_classes=3, backbone="resnet18").eval()
     x = _images(2)
     with torch.no_grad():
         torch.testing.assert_close(model(x), model(x, modality=torch.tensor([0, 1])))
@@ -76,7 +76,7 @@ def test_single_modality_model_ignores_modality() -> None:
 
 
 def test_parameter_names_match_the_optimiser_groups_and_bias_is_frozen() -> None:
-    model = build_bot(num_classes=5, backbone="resnet18")
+    model = BoT(num_classes=5, backbone="resnet18")
     names = dict(model.named_parameters())
     head = {n for n in names if not n.startswith("backbone.")}
     assert head == {
@@ -122,19 +122,19 @@ def test_pretrained_path_loads_the_trunk(tmp_path) -> None:
 
 def test_bad_options_give_one_clear_error() -> None:
     with pytest.raises(ValueError, match="neck_feat must be one of"):
-        build_bot(num_classes=3, backbone="resnet18", neck_feat="middle")
+        BoT(num_classes=3, backbone="resnet18", neck_feat="middle")
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
-        build_bot(num_classes=0, backbone="resnet18")
-    with pytest.raises(ValueError, match="cross_modality must be True or False"):
-        build_bot(num_classes=3, backbone="resnet18", cross_modality="yes")
+        BoT(num_classes=0, backbone="resnet18")
+    with pytest.raises(ValueError, match="cross_modality must be true or false"):
+        BoT(num_classes=3, backbone="resnet18", cross_modality="yes")
     with pytest.raises(ValueError, match=r"model 'bot'.*neck"):
         create_model("bot", num_classes=3, backbone="resnet18", neck="bnneck")
     with pytest.raises(ValueError, match="pool must be one of"):
-        build_bot(num_classes=3, backbone="resnet18", pool="mean")
+        BoT(num_classes=3, backbone="resnet18", pool="mean")
 
 
 def test_resnet50_parameter_count_with_751_classes() -> None:
-    model = build_bot(num_classes=751)
+    model = BoT(num_classes=751)
     total = sum(p.numel() for p in model.parameters())
     trunk = sum(p.numel() for n, p in model.named_parameters() if n.startswith("backbone."))
     # torchvision ResNet-50 without fc (23,508,032) + BNNeck 2 x 2048 + classifier 2048 x 751;

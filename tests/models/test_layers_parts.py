@@ -19,7 +19,7 @@ from reid_pipeline.models.layers.hard_mix import (
     pick_partners,
     topk_block_mask,
 )
-from reid_pipeline.models.layers.parts import HorizontalPartPool, horizontal_parts, row_ranges
+from reid_pipeline.models.layers.parts import horizontal_parts, row_ranges
 
 # ----------------------------------------------------------------------------- parts
 
@@ -64,17 +64,14 @@ def test_horizontal_parts_pool_exactly_their_rows(height: int, n: int, pool: str
         assert end - start in (0, 1)
 
 
-def test_horizontal_parts_module_and_errors() -> None:
+def test_horizontal_parts_errors() -> None:
     x = torch.randn(1, 2, 6, 3)
-    torch.testing.assert_close(
-        HorizontalPartPool(3, pool="avg")(x), horizontal_parts(x, 3, pool="avg")
-    )
     with pytest.raises(ValueError, match="height 6 into 7 parts"):
         horizontal_parts(x, 7)
     with pytest.raises(ValueError, match="pool must be one of"):
         horizontal_parts(x, 2, pool="median")
     with pytest.raises(ValueError, match="positive int"):
-        HorizontalPartPool(0)
+        horizontal_parts(x, 0)
 
 
 # ----------------------------------------------------------------------------- erasing

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from reid_pipeline.models.layers.miim import (
     MIIM,
     ModalitySpecific,
-    check_modality_values,
     derive_miim_specs,
 )
 
@@ -145,11 +144,3 @@ def test_mixed_batch_routes_each_sample() -> None:
     torch.testing.assert_close(out[vis], routed.visible(x[vis]))
     torch.testing.assert_close(out[~vis], routed.infrared(x[~vis]))
     assert not torch.allclose(routed.visible(x[~vis]), routed.infrared(x[~vis]))
-
-
-def test_modality_values_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"0 \(visible\) and 1 \(infrared\)"):
-        check_modality_values(torch.tensor([0, 2]))
-    with pytest.raises(ValueError, match="modality is required"):
-        check_modality_values(None)
-    assert check_modality_values(torch.tensor([1, 0])).tolist() == [1, 0]

@@ -140,7 +140,7 @@ def test_other_input_sizes_run_and_options_are_checked() -> None:
     with pytest.raises(ValueError, match="miim_stages"):
         _model(miim_stages=(0,))
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
-        WRIMNet(0, backbone="resnet18")
+        WRIMNet(num_classes=0, backbone="resnet18")
     with pytest.raises(ValueError, match="proj_input"):
         _model(proj_input="bn")
     with pytest.raises(ValueError, match=r"model 'wrimnet'.*unexpected keyword"):

@@ -8,8 +8,8 @@ Cross-Modal-Re-ID-baseline (``model.py``, ``embed_net``).
 
 Taken from the paper and the official code:
 
-- BoT (:mod:`reid_pipeline.models.bot`): ResNet-50 with last stride 1, BNNeck with a frozen
-  shift, bias-free classifier (std 0.001), post-BN test feature.
+- BoT's trunk and head (``layers/backbone.py``, ``layers/head.py``): ResNet-50 with last stride 1,
+  BNNeck with a frozen shift, bias-free classifier (std 0.001), post-BN test feature.
 - Non-local attention: dot-product non-local blocks (``W`` BN initialised to zero) after the last
   2 residual blocks of layer2 and the last 3 of layer3 (block indices 2, 3 and 3, 4, 5 on
   ResNet-50; ``non_local=(0, 2, 3, 0)``), see :mod:`reid_pipeline.models.layers.non_local`.
@@ -37,7 +37,8 @@ Deviations (deliberate, documented):
 
 Parameter names: ``backbone.*`` (ImageNet trunk, torchvision names), ``non_local.*`` (new
 blocks), ``head.pool.p`` (GeM), ``head.neck.bnneck.*``, ``head.neck.classifier.*``. The AGW
-recipe's groups (lr 0.1 for BNNeck + classifier, 0.01 elsewhere) match on these.
+recipe's groups (lr 0.1 for BNNeck + classifier, 0.01 elsewhere) match on these. Sizes and
+switches: docs/models.md.
 """
 
 from __future__ import annotations
@@ -47,102 +48,18 @@ from pathlib import Path
 
 from torch import Tensor
 
-from reid_pipeline.models.bot import BoT
-from reid_pipeline.models.layers.non_local import (
-    AGW_NON_LOCAL_COUNTS,
-    NON_LOCAL_MODES,
-    NonLocalStages,
-)
+from reid_pipeline.models.base import ReidModel, ReidOutput
+from reid_pipeline.models.layers.backbone import build_backbone
+from reid_pipeline.models.layers.checks import check_bool, check_choice, check_positive_int
+from reid_pipeline.models.layers.head import NECK_FEATS, ReidHead
+from reid_pipeline.models.layers.non_local import NonLocalStages
+from reid_pipeline.models.layers.routing import ModalitySplit
 from reid_pipeline.models.registry import register_model
 
 
-class AGW(BoT):
-    """BoT + non-local blocks in the trunk + GeM pooling. See :func:`build_agw` for options.
-
-    ``forward_stages(images, modality)`` returns the four stage outputs (with the non-local
-    blocks applied) for models built on this baseline.
-    """
-
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        backbone: str = "resnet50",
-        pretrained: bool | str | Path = False,
-        last_stride: int = 1,
-        neck_feat: str = "after",
-        cross_modality: bool = False,
-        non_local: Sequence[int] | None = None,
-        non_local_reduction: int = 2,
-        non_local_inter_channels: int | None = None,
-        non_local_mode: str = "dot_product",
-        pool: str = "gem",
-        gem_p: float = 3.0,
-        gem_learn_p: bool | None = None,
-    ) -> None:
-        if gem_learn_p is None:
-            gem_learn_p = not cross_modality  # as each official code base does
-        super().__init__(
-            num_classes=num_classes,
-            backbone=backbone,
-            pretrained=pretrained,
-            last_stride=last_stride,
-            neck_feat=neck_feat,
-            cross_modality=cross_modality,
-            pool=pool,
-            gem_p=gem_p,
-            gem_learn_p=gem_learn_p,
-        )
-        depths = [len(layer) for layer in self.backbone.layers]
-        if non_local is None:
-            counts = [min(c, d) for c, d in zip(AGW_NON_LOCAL_COUNTS, depths, strict=True)]
-        elif isinstance(non_local, str) or not isinstance(non_local, Sequence):
-            raise ValueError(
-                "non_local must be a list of 4 non-negative ints (non-local blocks after the "
-                f"last blocks of layer1..layer4, AGW: [0, 2, 3, 0]), got {non_local!r}"
-            )
-        else:
-            counts = list(non_local)
-        if non_local_mode not in NON_LOCAL_MODES:
-            raise ValueError(
-                f"non_local_mode must be one of {NON_LOCAL_MODES}, got {non_local_mode!r}"
-            )
-        self.non_local = NonLocalStages(
-            self.backbone.out_channels,
-            depths,
-            counts,
-            reduction=non_local_reduction,
-            inter_channels=non_local_inter_channels,
-            mode=non_local_mode,
-        )
-
-    def forward_stages(self, images: Tensor, modality: Tensor | None = None) -> list[Tensor]:
-        """Outputs of layer1..layer4 with the non-local blocks; the last is
-        ``(B, feat_dim, H/16, W/16)`` with last stride 1."""
-        return self.non_local(self.backbone, images, modality)
-
-    def forward_features(self, images: Tensor, modality: Tensor | None = None) -> Tensor:
-        return self.forward_stages(images, modality)[-1]  # (B, C4, h, w)
-
-
 @register_model("agw")
-def build_agw(
-    *,
-    num_classes: int,
-    backbone: str = "resnet50",
-    pretrained: bool | str | Path = False,
-    last_stride: int = 1,
-    neck_feat: str = "after",
-    cross_modality: bool = False,
-    non_local: Sequence[int] | None = None,
-    non_local_reduction: int = 2,
-    non_local_inter_channels: int | None = None,
-    non_local_mode: str = "dot_product",
-    pool: str = "gem",
-    gem_p: float = 3.0,
-    gem_learn_p: bool | None = None,
-) -> AGW:
-    """Build the AGW baseline (single-modality, or the cross-modality two-stream variant).
+class AGW(ReidModel):
+    """BoT's trunk and head + non-local blocks in the trunk + GeM pooling.
 
     Args:
         num_classes: training identities (classifier outputs).
@@ -164,18 +81,59 @@ def build_agw(
         gem_learn_p: learn p; ``None`` = as the official code of the variant (learned in the
             single-modality code, fixed in the cross-modality code).
     """
-    return AGW(
-        num_classes=num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        last_stride=last_stride,
-        neck_feat=neck_feat,
-        cross_modality=cross_modality,
-        non_local=non_local,
-        non_local_reduction=non_local_reduction,
-        non_local_inter_channels=non_local_inter_channels,
-        non_local_mode=non_local_mode,
-        pool=pool,
-        gem_p=gem_p,
-        gem_learn_p=gem_learn_p,
-    )
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        backbone: str = "resnet50",
+        pretrained: bool | str | Path = False,
+        last_stride: int = 1,
+        neck_feat: str = "after",
+        cross_modality: bool = False,
+        non_local: Sequence[int] | None = None,
+        non_local_reduction: int = 2,
+        non_local_inter_channels: int | None = None,
+        non_local_mode: str = "dot_product",
+        pool: str = "gem",
+        gem_p: float = 3.0,
+        gem_learn_p: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.neck_feat = check_choice("neck_feat", neck_feat, NECK_FEATS)
+        self.cross_modality = check_bool("cross_modality", cross_modality)
+        if gem_learn_p is None:
+            gem_learn_p = not cross_modality  # as each official code base does
+        # built in this order (trunk, head, non-local blocks): the initialisation draws and the
+        # state-dict order of checkpoints follow it
+        self.backbone = build_backbone(
+            backbone, pretrained=pretrained, last_stride=last_stride, two_stream=cross_modality
+        )
+        self.feat_dim = self.backbone.out_channels[-1]
+        self.head = ReidHead(
+            self.feat_dim, num_classes, pool=pool, gem_p=gem_p, gem_learn_p=gem_learn_p
+        )
+        self.non_local = NonLocalStages.for_backbone(
+            self.backbone,
+            non_local,
+            reduction=non_local_reduction,
+            inter_channels=non_local_inter_channels,
+            mode=non_local_mode,
+        )
+
+    def forward_stages(
+        self, images: Tensor, modality: Tensor | ModalitySplit | None = None
+    ) -> list[Tensor]:
+        """Outputs of layer1..layer4 with the non-local blocks; the last is
+        ``(B, feat_dim, H/16, W/16)`` with last stride 1."""
+        return self.non_local(self.backbone, images, modality)
+
+    def forward(
+        self, images: Tensor, targets: Tensor | None = None, modality: Tensor | None = None
+    ) -> ReidOutput | Tensor:
+        """``targets`` is unused (AGW's branches do not depend on the labels); ``modality``
+        routes the stems of the cross-modality variant."""
+        split = self.check_inputs(images, modality)
+        fmap = self.forward_stages(images, split)[-1]  # (B, C4, H/16, W/16)
+        return self.head.reid_output(fmap, training=self.training, neck_feat=self.neck_feat)

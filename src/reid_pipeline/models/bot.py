@@ -25,7 +25,8 @@ layer1-4), so the same baseline runs on visible-infrared data; the paper is sing
 ``pool`` may be changed from the paper's ``"avg"`` for ablations.
 
 Parameter names (the optimiser groups match them): ``backbone.*`` (ImageNet trunk),
-``head.neck.bnneck.*``, ``head.neck.classifier.*``.
+``head.neck.bnneck.*``, ``head.neck.classifier.*``. What is the paper's and what is ours, sizes
+and switches: docs/models.md.
 """
 
 from __future__ import annotations
@@ -36,18 +37,29 @@ from torch import Tensor
 
 from reid_pipeline.models.base import ReidModel, ReidOutput
 from reid_pipeline.models.layers.backbone import build_backbone
-from reid_pipeline.models.layers.head import ReidHead
+from reid_pipeline.models.layers.checks import check_bool, check_choice, check_positive_int
+from reid_pipeline.models.layers.head import NECK_FEATS, ReidHead
 from reid_pipeline.models.registry import register_model
 
-NECK_FEATS = ("after", "before")
 
-
+@register_model("bot")
 class BoT(ReidModel):
     """Trunk -> pooling -> BNNeck -> classifier.
 
     ``train()``: ``forward(images, targets, modality) -> ReidOutput(logits=[logits],
     feats=[feat])``. ``eval()``: ``forward(images, modality=None) -> (B, feat_dim)``.
-    See :func:`build_bot` for the options.
+
+    Args:
+        num_classes: training identities (classifier outputs).
+        backbone: ``resnet18``, ``resnet34``, ``resnet50`` (the paper's) or ``resnet101``.
+        pretrained: ``False``, ``"imagenet"`` (torchvision weights) or a path to a local weights
+            file (safetensors, or a torch state dict read with ``weights_only=True``).
+        last_stride: stride of layer4's first block; 1 (the paper's trick) or 2.
+        neck_feat: test embedding, ``"after"`` BNNeck (official default) or ``"before"``.
+        cross_modality: two-stream trunk (visible / infrared stems) routed by ``modality``;
+            the pipeline sets it on visible-infrared datasets.
+        pool: global pooling, ``"avg"`` (the paper), ``"max"`` or ``"gem"``.
+        gem_p, gem_learn_p: GeM exponent and whether it is learned (``pool="gem"`` only).
     """
 
     def __init__(
@@ -64,26 +76,16 @@ class BoT(ReidModel):
         gem_learn_p: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        if neck_feat not in NECK_FEATS:
-            raise ValueError(f"neck_feat must be one of {NECK_FEATS}, got {neck_feat!r}")
-        if not isinstance(cross_modality, bool):
-            raise ValueError(f"cross_modality must be True or False, got {cross_modality!r}")
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.neck_feat = check_choice("neck_feat", neck_feat, NECK_FEATS)
+        self.cross_modality = check_bool("cross_modality", cross_modality)
         self.backbone = build_backbone(
             backbone, pretrained=pretrained, last_stride=last_stride, two_stream=cross_modality
         )
-        self.num_classes = num_classes
         self.feat_dim = self.backbone.out_channels[-1]
-        self.neck_feat = neck_feat
-        self.cross_modality = cross_modality
         self.head = ReidHead(
             self.feat_dim, num_classes, pool=pool, gem_p=gem_p, gem_learn_p=gem_learn_p
         )
-
-    def forward_features(self, images: Tensor, modality: Tensor | None = None) -> Tensor:
-        """The trunk's last feature map ``(B, feat_dim, H/16, W/16)`` (last stride 1)."""
-        return self.backbone(images, modality)
 
     def forward(
         self, images: Tensor, targets: Tensor | None = None, modality: Tensor | None = None
@@ -91,44 +93,6 @@ class BoT(ReidModel):
         """``targets`` (the pids) is accepted for the common contract and unused: BoT's
         branches do not depend on the labels. ``modality`` routes the stems of the
         cross-modality variant and is ignored by the single-modality one."""
-        self.check_inputs(images, modality)
-        fmap = self.forward_features(images, modality)  # (B, C, h, w)
-        out = self.head(fmap)  # feat, bn_feat: (B, C); logits: (B, num_classes)
-        if not self.training:
-            return out.bn_feat if self.neck_feat == "after" else out.feat  # (B, C)
-        return ReidOutput(logits=[out.logits], feats=[out.feat])
-
-
-@register_model("bot")
-def build_bot(
-    *,
-    num_classes: int,
-    backbone: str = "resnet50",
-    pretrained: bool | str | Path = False,
-    last_stride: int = 1,
-    neck_feat: str = "after",
-    cross_modality: bool = False,
-    pool: str = "avg",
-) -> BoT:
-    """Build the BoT baseline.
-
-    Args:
-        num_classes: training identities (classifier outputs).
-        backbone: ``resnet18``, ``resnet34``, ``resnet50`` (the paper's) or ``resnet101``.
-        pretrained: ``False``, ``"imagenet"`` (torchvision weights) or a path to a local weights
-            file (safetensors, or a torch state dict read with ``weights_only=True``).
-        last_stride: stride of layer4's first block; 1 (the paper's trick) or 2.
-        neck_feat: test embedding, ``"after"`` BNNeck (official default) or ``"before"``.
-        cross_modality: two-stream trunk (visible / infrared stems) routed by ``modality``;
-            the pipeline sets it on visible-infrared datasets.
-        pool: global pooling, ``"avg"`` (the paper), ``"max"`` or ``"gem"``.
-    """
-    return BoT(
-        num_classes=num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        last_stride=last_stride,
-        neck_feat=neck_feat,
-        cross_modality=cross_modality,
-        pool=pool,
-    )
+        split = self.check_inputs(images, modality)
+        fmap = self.backbone(images, split)  # (B, C, H/16, W/16) with last stride 1
+        return self.head.reid_output(fmap, training=self.training, neck_feat=self.neck_feat)

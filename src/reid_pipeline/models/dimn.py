@@ -9,8 +9,8 @@ Published (the authors' README and figures only; no code was ever released):
   it, forcing the network to use the rest (bags, hand-held items, shoes);
 - CE + batch-hard triplet, SGD, batch 128; Market-1501 R1 94.7 / mAP 87.2.
 
-Everything below the level of that description is OUR DESIGN (../shared/design/MODELS.md, "Our
-design"), and every uncertain choice is a builder parameter:
+Everything below the level of that description is OUR DESIGN (docs/models.md), and every
+uncertain choice is a builder parameter:
 - Trunk: ResNet, last stride 1 -> ``F`` ``(B, C4, H, W)`` (2048 x 24 x 8 at 384 x 128) and the
   layer-3 output ``L3``.
 - Global ``g = reduce(pool(F))``: 1x1 conv C4 -> ``embed_dim`` (256) + BN + ReLU; ``pool`` max.
@@ -67,6 +67,14 @@ from torch import Tensor, nn
 from reid_pipeline.models.base import ReidModel, ReidOutput
 from reid_pipeline.models.layers.backbone import ResNetBackbone
 from reid_pipeline.models.layers.bnneck import BNNeck
+from reid_pipeline.models.layers.checks import (
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_int_list,
+    check_names,
+    check_positive_int,
+)
 from reid_pipeline.models.layers.erasing import argmax_window_mask, resize_mask, window_extent
 from reid_pipeline.models.layers.parts import POOLS, horizontal_parts
 from reid_pipeline.models.registry import register_model
@@ -147,51 +155,31 @@ class DIMN(ReidModel):
         test_neck: str = "after",
     ) -> None:
         super().__init__()
-        grans = list(granularities) if not isinstance(granularities, str | int) else []
-        if (
-            not grans
-            or len(set(grans)) != len(grans)
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in grans)
-        ):
-            raise ValueError(
-                f"granularities must be a non-empty list of distinct positive ints, got "
-                f"{granularities!r}"
-            )
-        for key, value, allowed in (
-            ("pool", pool, POOLS),
-            ("branch2_pool", branch2_pool, POOLS),
-            ("neck", neck, ("bnneck", "linear")),
-            ("triplet_feats", triplet_feats, ("concat", "fused")),
-            ("test_rfm", test_rfm, ("mean", "all")),
-            ("test_neck", test_neck, ("after", "before")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+        grans = check_int_list("granularities", granularities, distinct=True)
+        check_choice("pool", pool, POOLS)
+        check_choice("branch2_pool", branch2_pool, POOLS)
+        check_choice("neck", neck, ("bnneck", "linear"))
+        check_choice("triplet_feats", triplet_feats, ("concat", "fused"))
+        check_choice("test_rfm", test_rfm, ("mean", "all"))
+        check_choice("test_neck", test_neck, ("after", "before"))
         for key, value in (
             ("embed_dim", embed_dim),
             ("branch2_dim", branch2_dim),
             ("saliency_dim", saliency_dim),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{key} must be a positive int, got {value!r}")
+            check_positive_int(key, value)
         for key, flag in (
             ("share_part_reducer", share_part_reducer),
             ("branch2", branch2),
             ("saliency_supervision", saliency_supervision),
             ("erase_at_test", erase_at_test),
         ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{key} must be true or false, got {flag!r}")
-        window_extent(1, erase_height)  # validates the ratios (0, 1]
-        window_extent(1, erase_width)
-        if isinstance(test_parts, str):
-            raise ValueError(f"test_parts must be a list of names from {TEST_PARTS}, got a string")
-        parts = list(test_parts) if test_parts is not None else ["fused", "rfm"]
-        if test_parts is None and branch2:
-            parts.append("branch2")
-        bad = [p for p in parts if p not in TEST_PARTS]
-        if bad or not parts or len(set(parts)) != len(parts):
-            raise ValueError(f"test_parts must be distinct names from {TEST_PARTS}, got {parts!r}")
+            check_bool(key, flag)
+        check_fraction("erase_height", erase_height)
+        check_fraction("erase_width", erase_width)
+        parts = ["fused", "rfm", "branch2"] if branch2 else ["fused", "rfm"]
+        if test_parts is not None:
+            parts = check_names("test_parts", test_parts, TEST_PARTS)
         if "branch2" in parts and not branch2:
             raise ValueError("test_parts includes 'branch2' but branch2 is false")
 

@@ -6,10 +6,11 @@ features; MPIM makes diverse "perceptions" interact; together they focus on disc
 parts in both modalities; IGCL, an identity-guided centre loss, supervises identities with intra-
 and inter-identity information around feature centres. Built on the cross-modality AGW baseline.
 
-Ours (../shared/design/MODELS.md; every uncertain choice is an option below):
-- the trunk is the cross-modality AGW baseline (:mod:`reid_pipeline.models.agw`): modality-
-  specific stems, shared layer1-4 with AGW's non-local blocks, GeM (p = 3) -> BNNeck ->
-  classifier; test embedding the post-BN feature;
+Ours (docs/models.md; every uncertain choice is an option below):
+- the trunk is the cross-modality AGW baseline, built from the same blocks as
+  :mod:`reid_pipeline.models.agw`: modality-specific stems, shared layer1-4 with AGW's non-local
+  blocks (``layers/non_local.py``), GeM (p = 3) -> BNNeck -> classifier (``layers/head.py``);
+  test embedding the post-BN feature;
 - PFAM (``layers/pfam.py``): ``a3 = fuse(layer3, down(layer2))``, ``a4 = fuse(layer4,
   down(a3))`` with strided 3x3 conv + BN + ReLU down-sampling and concat + 1x1 conv (or sum)
   fusions; ``a4`` feeds MPIM;
@@ -33,21 +34,25 @@ from pathlib import Path
 
 from torch import Tensor
 
-from reid_pipeline.models.agw import AGW
-from reid_pipeline.models.layers.head import ReidHead
-from reid_pipeline.models.layers.miim import check_modality_values
+from reid_pipeline.models.base import ReidModel, ReidOutput
+from reid_pipeline.models.layers.backbone import build_backbone
+from reid_pipeline.models.layers.checks import check_bool, check_choice, check_positive_int
+from reid_pipeline.models.layers.head import NECK_FEATS, ReidHead
 from reid_pipeline.models.layers.mpim import MPIM
+from reid_pipeline.models.layers.non_local import NonLocalStages
 from reid_pipeline.models.layers.pfam import PFAM
 from reid_pipeline.models.registry import register_model
 
 
-class FIENet(AGW):
+@register_model("fienet")
+class FIENet(ReidModel):
     """Cross-modality AGW + PFAM + MPIM.
 
-    Args (the AGW ones are passed through; see :func:`reid_pipeline.models.agw.build_agw`):
+    Args:
         num_classes, backbone, pretrained, last_stride, neck_feat, non_local,
         non_local_reduction, non_local_inter_channels, non_local_mode, pool, gem_p,
-        gem_learn_p: as for AGW (the trunk is always the two-stream, cross-modality one).
+        gem_learn_p: as for :class:`~reid_pipeline.models.agw.AGW` (the trunk is always the
+        two-stream, cross-modality one; ``gem_learn_p=None`` keeps p fixed, as its code does).
         use_pfam: PFAM on (default) or off (MPIM / head then read layer 4).
         pfam_fusion: ``"concat"`` (concatenate + 1x1 conv + BN + ReLU) or ``"sum"``.
         pfam_channels: PFAM's output width (default: layer 4's); ``"concat"`` only.
@@ -59,6 +64,8 @@ class FIENet(AGW):
         mpim_reduction, mpim_min_dim: descriptor width ``max(C // reduction, min_dim)``.
         mpim_residual: add MPIM's input back (default) or not.
     """
+
+    cross_modality = True
 
     def __init__(
         self,
@@ -86,26 +93,27 @@ class FIENet(AGW):
         mpim_min_dim: int = 32,
         mpim_residual: bool = True,
     ) -> None:
-        super().__init__(
-            num_classes=num_classes,
-            backbone=backbone,
-            pretrained=pretrained,
-            last_stride=last_stride,
-            neck_feat=neck_feat,
-            cross_modality=True,
-            non_local=non_local,
-            non_local_reduction=non_local_reduction,
-            non_local_inter_channels=non_local_inter_channels,
-            non_local_mode=non_local_mode,
-            pool=pool,
-            gem_p=gem_p,
-            gem_learn_p=gem_learn_p,
+        super().__init__()
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.neck_feat = check_choice("neck_feat", neck_feat, NECK_FEATS)
+        learn_p = bool(gem_learn_p)  # None -> fixed p, as AGW's cross-modality code
+        # built in this order (trunk, head, non-local blocks, PFAM, MPIM): the initialisation
+        # draws and the state-dict order of checkpoints follow it
+        self.backbone = build_backbone(
+            backbone, pretrained=pretrained, last_stride=last_stride, two_stream=True
         )
-        for key, value in (("use_pfam", use_pfam), ("use_mpim", use_mpim)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{key} must be true or false, got {value!r}")
         _, c2, c3, c4 = self.backbone.out_channels
-        width = c4
+        self.feat_dim = c4
+        self.head = ReidHead(c4, num_classes, pool=pool, gem_p=gem_p, gem_learn_p=learn_p)
+        self.non_local = NonLocalStages.for_backbone(
+            self.backbone,
+            non_local,
+            reduction=non_local_reduction,
+            inter_channels=non_local_inter_channels,
+            mode=non_local_mode,
+        )
+        check_bool("use_pfam", use_pfam)
+        check_bool("use_mpim", use_mpim)
         self.pfam = (
             PFAM(
                 (c2, c3, c4),
@@ -117,8 +125,7 @@ class FIENet(AGW):
             if use_pfam
             else None
         )
-        if self.pfam is not None:
-            width = self.pfam.out_channels
+        width = self.pfam.out_channels if self.pfam is not None else c4
         self.mpim = (
             MPIM(
                 width,
@@ -131,20 +138,16 @@ class FIENet(AGW):
             if use_mpim
             else None
         )
-        if width != self.feat_dim:  # PFAM changed the width: the head follows it
-            learn_p = bool(gem_learn_p)  # None -> fixed p, as AGW's cross-modality variant
+        if width != c4:  # PFAM changed the width: the head follows it (same place in the order)
             self.head = ReidHead(width, num_classes, pool=pool, gem_p=gem_p, gem_learn_p=learn_p)
             self.feat_dim = width
 
-    def forward_features(self, images: Tensor, modality: Tensor | None = None) -> Tensor:
-        """The map the head pools: MPIM(PFAM(layer2, layer3, layer4)) ``(B, feat_dim, h, w)``."""
-        modality = check_modality_values(modality)
-        _, x2, x3, x4 = self.forward_stages(images, modality)  # layer2..4 with non-local blocks
+    def forward(
+        self, images: Tensor, targets: Tensor | None = None, modality: Tensor | None = None
+    ) -> ReidOutput | Tensor:
+        """``targets`` is unused; ``modality`` (required) routes the two stems."""
+        split = self.check_inputs(images, modality)
+        _, x2, x3, x4 = self.non_local(self.backbone, images, split)  # layer1..4, non-local
         x = self.pfam(x2, x3, x4) if self.pfam is not None else x4  # (B, C, H/16, W/16)
-        return self.mpim(x) if self.mpim is not None else x  # (B, C, H/16, W/16)
-
-
-@register_model("fienet")
-def build_fienet(*, num_classes: int, **kwargs: object) -> FIENet:
-    """Build FIENet; ``kwargs`` are :class:`FIENet`'s keyword-only options."""
-    return FIENet(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
+        x = self.mpim(x) if self.mpim is not None else x  # (B, C, H/16, W/16)
+        return self.head.reid_output(x, training=self.training, neck_feat=self.neck_feat)

@@ -64,8 +64,18 @@ from torchvision.models.resnet import Bottleneck
 
 from reid_pipeline.models.base import ReidModel, ReidOutput
 from reid_pipeline.models.layers.backbone import ResNetBackbone
-from reid_pipeline.models.layers.gradcam import grad_cam, target_score
-from reid_pipeline.models.layers.hard_mix import AttentiveHardMix
+from reid_pipeline.models.layers.checks import check_bool, check_choice, check_positive_int
+from reid_pipeline.models.layers.gradcam import (
+    check_targets,
+    grad_cam,
+    target_score,
+    targets_out_of_range,
+)
+from reid_pipeline.models.layers.hard_mix import (
+    AttentiveHardMix,
+    check_partners,
+    has_lonely_sample,
+)
 from reid_pipeline.models.registry import register_model
 
 
@@ -95,7 +105,7 @@ class PMM(ReidModel):
     targets needed). ``block_size``: (rows, cols) of a mixing block in feature-map cells (paper
     3 x 2). ``top_k``: blocks replaced per sample (paper 3). ``embed_dim``: width of each stage's
     ``f_i`` (paper 512); ``feat_dim = embed_dim * num_stages``. See the module docstring for what
-    is the paper's and what is ours.
+    is the paper's and what is ours, and docs/models.md for sizes and switches.
     """
 
     def __init__(
@@ -112,13 +122,10 @@ class PMM(ReidModel):
         embed_dim: int = 512,
     ) -> None:
         super().__init__()
-        if num_stages not in (1, 2, 3):
-            raise ValueError(f"num_stages must be 1, 2 or 3, got {num_stages!r}")
-        if not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
-        if not isinstance(mixing, bool):
-            raise ValueError(f"mixing must be true or false, got {mixing!r}")
-        self.num_classes = num_classes
+        check_choice("num_stages", num_stages, (1, 2, 3))
+        check_positive_int("embed_dim", embed_dim)
+        check_bool("mixing", mixing)
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.num_stages = num_stages
         self.mixing = mixing
         self.embed_dim = embed_dim
@@ -175,6 +182,7 @@ class PMM(ReidModel):
         pids = None
         if use_cam and targets is not None:
             pids = targets.to(device=images.device, dtype=torch.long)
+            self._check_pids(pids, images.shape[0])
         grad_enabled = torch.is_grad_enabled()
         x = self.backbone(images)  # (B, C4, H, W)
         with torch.set_grad_enabled(grad_enabled or use_cam):
@@ -183,6 +191,17 @@ class PMM(ReidModel):
             out.logits = [t.detach() for t in out.logits]
             out.feats = [t.detach() for t in out.feats]
         return out
+
+    def _check_pids(self, pids: Tensor, batch: int) -> None:
+        """The Grad-CAM targets must be class indices and the mix needs two identities; both are
+        read in one host sync, once per forward (the stages then skip their own checks)."""
+        if pids.shape != (batch,):
+            raise ValueError(
+                f"targets must have shape ({batch},) to match the logits, got {tuple(pids.shape)}"
+            )
+        if bool(targets_out_of_range(pids, self.num_classes) | has_lonely_sample(pids)):
+            check_targets(pids, self.num_classes)
+            check_partners(pids)
 
     def _train_heads(self, x: Tensor, pids: Tensor | None) -> ReidOutput:
         """Stages I-III; A-Hard-Mix guided by Grad-CAM when ``pids`` is given (else no mixing)."""
@@ -197,8 +216,8 @@ class PMM(ReidModel):
             z = self.extra_block(x)  # (B, C4, H, W), shared by stages II and III
             z2 = z
             if pids is not None:
-                cams.append(grad_cam(target_score(l1, pids), x))  # (B, H, W) w.r.t. x
-                z2, keep, partner = self.mix(z, cams[-1], pids)  # (B, C4, H, W)
+                cams.append(grad_cam(target_score(l1, pids, check=False), x))  # (B, H, W)
+                z2, keep, partner = self.mix(z, cams[-1], pids, check=False)  # (B, C4, H, W)
                 keep_masks.append(keep)
                 partners.append(partner)
             f2, l2 = self._stage(2, F.adaptive_max_pool2d(z2, 1).flatten(1))  # (B, D), (B, N)
@@ -207,8 +226,9 @@ class PMM(ReidModel):
             if self.num_stages == 3:
                 z3 = z
                 if pids is not None:
-                    cams.append(grad_cam(target_score(l2, pids), z2))  # w.r.t. the MIXED z2
-                    z3, keep, partner = self.mix(z, cams[-1], pids)  # mix of the ORIGINAL z
+                    # Grad-CAM w.r.t. the MIXED z2; the mix is applied to the ORIGINAL z
+                    cams.append(grad_cam(target_score(l2, pids, check=False), z2))
+                    z3, keep, partner = self.mix(z, cams[-1], pids, check=False)
                     keep_masks.append(keep)
                     partners.append(partner)
                 f3, l3 = self._stage(3, F.adaptive_max_pool2d(z3, 1).flatten(1))  # (B, D), (B, N)

@@ -14,7 +14,6 @@ import importlib
 import inspect
 import logging
 import pkgutil
-import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -94,19 +93,10 @@ def _builder(name: str) -> Callable[..., nn.Module]:
 
 
 def model_options(name: str) -> set[str]:
-    """The keyword options the builder of ``name`` accepts (``num_classes`` excluded).
-
-    A builder that forwards ``**kwargs`` to its model class is looked through to that class's
-    keyword-only ``__init__`` options (its return annotation names the class)."""
-    builder = _builder(name)
-    params = inspect.signature(builder).parameters
-    options = {k for k, v in params.items() if v.kind is v.KEYWORD_ONLY}
-    if any(v.kind is v.VAR_KEYWORD for v in params.values()):
-        cls = typing.get_type_hints(builder).get("return")
-        if isinstance(cls, type):
-            init = inspect.signature(cls.__init__).parameters
-            options |= {k for k, v in init.items() if v.kind is v.KEYWORD_ONLY}
-    return options - {"num_classes"}
+    """The keyword options the model ``name`` accepts (``num_classes`` excluded)."""
+    params = inspect.signature(_builder(name)).parameters
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {k for k, v in params.items() if v.kind in kinds} - {"num_classes"}
 
 
 def create_model(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:

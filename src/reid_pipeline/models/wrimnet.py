@@ -1,7 +1,7 @@
 """WRIM-Net - Wide-Ranging Information Mining Network for visible-infrared person
 re-identification (Wu, Meng, Yuan, Chan, Wang, 2024, arXiv:2408.10624).
 
-Known (abstract, figures and a public printout of the real model, see ../shared/design/MODELS.md):
+Known (abstract, figures and a public printout of the real model; docs/models.md):
 - a ResNet-50 (last stride 1) with an MIIM (``layers/miim.py``) after every stage: modality-
   *specific* MIIMs after layer1 and layer2 (a visible and an infrared copy, chosen per sample by
   ``modality``), *shared* MIIMs after layer3 and layer4;
@@ -37,12 +37,14 @@ from torch import Tensor, nn
 from reid_pipeline.models.base import ReidModel, ReidOutput
 from reid_pipeline.models.layers.backbone import TwoStreamResNet
 from reid_pipeline.models.layers.bnneck import BNNeck
-from reid_pipeline.models.layers.miim import (
-    MIIM,
-    ModalitySpecific,
-    check_modality_values,
-    derive_miim_specs,
+from reid_pipeline.models.layers.checks import (
+    check_bool,
+    check_choice,
+    check_int_list,
+    check_positive_int,
 )
+from reid_pipeline.models.layers.miim import MIIM, ModalitySpecific, derive_miim_specs
+from reid_pipeline.models.layers.routing import ModalitySplit
 from reid_pipeline.models.registry import register_model
 
 
@@ -53,11 +55,8 @@ class ContrastiveHead(nn.Module):
         self, channels: int, num_classes: int, *, proj_dim: int = 128, proj_input: str = "pre_bn"
     ) -> None:
         super().__init__()
-        if proj_input not in ("pre_bn", "post_bn"):
-            raise ValueError(f"proj_input must be 'pre_bn' or 'post_bn', got {proj_input!r}")
-        if proj_dim < 1:
-            raise ValueError(f"proj_dim must be a positive int, got {proj_dim!r}")
-        self.proj_input = proj_input
+        self.proj_input = check_choice("proj_input", proj_input, ("pre_bn", "post_bn"))
+        check_positive_int("proj_dim", proj_dim)
         self.neck = BNNeck(channels, num_classes)
         self.projection = nn.Sequential(
             nn.Linear(channels, channels),
@@ -74,6 +73,7 @@ class ContrastiveHead(nn.Module):
         return bn_feat, logits, proj
 
 
+@register_model("wrimnet")
 class WRIMNet(ReidModel):
     """Two-stream ResNet with MIIMs after every stage and contrastive heads on layers 3 and 4.
 
@@ -102,8 +102,8 @@ class WRIMNet(ReidModel):
 
     def __init__(
         self,
-        num_classes: int,
         *,
+        num_classes: int,
         backbone: str = "resnet50",
         pretrained: bool | str | Path = False,
         last_stride: int = 1,
@@ -121,11 +121,14 @@ class WRIMNet(ReidModel):
         test_concat_layer3: bool = False,
     ) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        for key, stages in (("miim_stages", miim_stages), ("specific_stages", specific_stages)):
-            if not all(s in (1, 2, 3, 4) for s in stages):
-                raise ValueError(f"{key} must list stages among 1..4, got {list(stages)}")
+        check_positive_int("num_classes", num_classes)
+        stages = (1, 2, 3, 4)
+        miim_stages = check_int_list("miim_stages", miim_stages, allowed=stages, non_empty=False)
+        specific_stages = check_int_list(
+            "specific_stages", specific_stages, allowed=stages, non_empty=False
+        )
+        check_bool("aux_head", aux_head)
+        check_bool("test_concat_layer3", test_concat_layer3)
         if not set(specific_stages) <= set(miim_stages):
             raise ValueError(
                 f"specific_stages {list(specific_stages)} must be a subset of miim_stages "
@@ -170,20 +173,20 @@ class WRIMNet(ReidModel):
         self.test_concat_layer3 = test_concat_layer3
         self.feat_dim = channels[3] + (channels[2] if test_concat_layer3 else 0)
 
-    def _miim(self, stage: int, x: Tensor, modality: Tensor) -> Tensor:
+    def _miim(self, stage: int, x: Tensor, modality: ModalitySplit) -> Tensor:
         module = self.miims[stage]
         return module(x, modality) if isinstance(module, ModalitySpecific) else module(x)
 
     def forward(
         self, images: Tensor, targets: Tensor | None = None, modality: Tensor | None = None
     ) -> Tensor | ReidOutput:
-        self.check_inputs(images, modality)
-        modality = check_modality_values(modality)
-        x = self.backbone.forward_stem(images, modality)  # (B, 64, H/4, W/4)
-        x = self._miim(0, self.backbone.layer1(x), modality)  # (B, C1, H/4, W/4)
-        x = self._miim(1, self.backbone.layer2(x), modality)  # (B, C2, H/8, W/8)
-        x3 = self._miim(2, self.backbone.layer3(x), modality)  # (B, C3, H/16, W/16)
-        x4 = self._miim(3, self.backbone.layer4(x3), modality)  # (B, C4, H/16, W/16)
+        split = self.check_inputs(images, modality)
+        assert split is not None  # check_inputs refuses modality=None for this model
+        x = self.backbone.forward_stem(images, split)  # (B, 64, H/4, W/4)
+        x = self._miim(0, self.backbone.layer1(x), split)  # (B, C1, H/4, W/4)
+        x = self._miim(1, self.backbone.layer2(x), split)  # (B, C2, H/8, W/8)
+        x3 = self._miim(2, self.backbone.layer3(x), split)  # (B, C3, H/16, W/16)
+        x4 = self._miim(3, self.backbone.layer4(x3), split)  # (B, C4, H/16, W/16)
         f4 = x4.mean(dim=(2, 3))  # (B, C4)
         if not self.training:
             bn4 = self.head4.neck.bnneck(f4)  # (B, C4)
@@ -197,9 +200,3 @@ class WRIMNet(ReidModel):
         f3 = x3.mean(dim=(2, 3))  # (B, C3)
         _, l3, p3 = self.head3(f3)  # (B, C3), (B, classes), (B, proj_dim)
         return ReidOutput(logits=[l3, l4], feats=[f3, f4], extras={"proj": p4, "proj_aux": p3})
-
-
-@register_model("wrimnet")
-def wrimnet(*, num_classes: int, **kwargs: object) -> WRIMNet:
-    """Build WRIM-Net; ``kwargs`` are ``WRIMNet``'s keyword-only options."""
-    return WRIMNet(num_classes, **kwargs)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from reid_pipeline.models.layers.routing import ModalitySplit
+
 _RESNETS = {
     "resnet18": (torchvision.models.resnet18, "ResNet18_Weights", (64, 128, 256, 512)),
     "resnet34": (torchvision.models.resnet34, "ResNet34_Weights", (64, 128, 256, 512)),
@@ -130,10 +132,10 @@ class ResNetBackbone(nn.Module):
     def layers(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
-    def forward_stem(self, x: Tensor, modality: Tensor | None = None) -> Tensor:
+    def forward_stem(self, x: Tensor, modality: Tensor | ModalitySplit | None = None) -> Tensor:
         return self.stem(x)
 
-    def forward(self, x: Tensor, modality: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, modality: Tensor | ModalitySplit | None = None) -> Tensor:
         x = self.forward_stem(x, modality)  # (B, 64, H/4, W/4)
         for layer in self.layers:
             x = layer(x)
@@ -143,8 +145,8 @@ class ResNetBackbone(nn.Module):
 class TwoStreamResNet(ResNetBackbone):
     """Cross-modality trunk: ``stem`` (visible) and ``stem_ir`` (infrared), shared layer1-4.
 
-    Each sample goes through the stem of its modality (``modality[i]`` 0 or 1); both stems start
-    from the same (ImageNet or file) weights.
+    Each sample goes through the stem of its modality (``modality[i]`` 0 or 1; see
+    ``layers/routing.py``); both stems start from the same (ImageNet or file) weights.
     """
 
     def __init__(
@@ -153,22 +155,10 @@ class TwoStreamResNet(ResNetBackbone):
         super().__init__(name, pretrained=pretrained, last_stride=last_stride)
         self.stem_ir = copy.deepcopy(self.stem)
 
-    def forward_stem(self, x: Tensor, modality: Tensor | None = None) -> Tensor:
-        if modality is None:
-            raise ValueError(
-                "TwoStreamResNet needs modality (LongTensor[B], 0 visible, 1 infrared)"
-            )
-        is_ir = modality.to(device=x.device, dtype=torch.bool)
-        if bool(is_ir.all()):
-            return self.stem_ir(x)
-        if not bool(is_ir.any()):
-            return self.stem(x)
-        vis_out = self.stem(x[~is_ir])
-        ir_out = self.stem_ir(x[is_ir])
-        out = vis_out.new_empty((x.shape[0], *vis_out.shape[1:]))
-        out[~is_ir] = vis_out
-        out[is_ir] = ir_out
-        return out
+    def forward_stem(self, x: Tensor, modality: Tensor | ModalitySplit | None = None) -> Tensor:
+        """``modality``: the batch's :class:`ModalitySplit` (no host sync) or its tensor."""
+        split = ModalitySplit.coerce(modality, "TwoStreamResNet")
+        return split.route(x, self.stem, self.stem_ir)  # (B, 64, H/4, W/4)
 
 
 def build_backbone(

@@ -25,8 +25,25 @@ import torch
 from torch import Tensor
 
 
-def target_score(logits: Tensor, targets: Tensor) -> Tensor:
-    """Sum over the batch of each sample's ground-truth logit: ``sum_b logits[b, targets[b]]``."""
+def targets_out_of_range(targets: Tensor, num_classes: int) -> Tensor:
+    """Whether some target is not a class index in ``[0, num_classes)``: a ``bool`` tensor (no
+    host sync; :func:`check_targets` reads it)."""
+    return ((targets < 0) | (targets >= num_classes)).any()
+
+
+def check_targets(targets: Tensor, num_classes: int) -> None:
+    """Refuse targets that are not class indices in ``[0, num_classes)``."""
+    if targets.numel() and bool(targets_out_of_range(targets, num_classes)):
+        raise ValueError(
+            f"targets must be class indices in [0, {num_classes}), got values in "
+            f"[{int(targets.min())}, {int(targets.max())}] (are the pids relabelled?)"
+        )
+
+
+def target_score(logits: Tensor, targets: Tensor, *, check: bool = True) -> Tensor:
+    """Sum over the batch of each sample's ground-truth logit: ``sum_b logits[b, targets[b]]``.
+
+    ``check=False`` skips :func:`check_targets` (a host sync) for a caller that checked them."""
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (B, num_classes), got {tuple(logits.shape)}")
     if targets.shape != (logits.shape[0],):
@@ -35,11 +52,8 @@ def target_score(logits: Tensor, targets: Tensor) -> Tensor:
             f"{tuple(targets.shape)}"
         )
     targets = targets.to(device=logits.device, dtype=torch.long)
-    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= logits.shape[1]):
-        raise ValueError(
-            f"targets must be class indices in [0, {logits.shape[1]}), got values in "
-            f"[{int(targets.min())}, {int(targets.max())}] (are the pids relabelled?)"
-        )
+    if check:
+        check_targets(targets, logits.shape[1])
     return logits.gather(1, targets[:, None]).sum()
 
 

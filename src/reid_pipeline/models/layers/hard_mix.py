@@ -89,22 +89,40 @@ def topk_block_mask(cam: Tensor, *, block_size: Sequence[int], top_k: int) -> Te
     return keep[:, None].to(cam.dtype)  # (B, 1, H, W)
 
 
-def pick_partners(pids: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """For each sample, the index of a random sample with a DIFFERENT pid -> ``LongTensor[B]``.
-
-    Uniform over the eligible samples, drawn with torch's RNG (``generator`` or the default one of
-    ``pids``' device), so ``torch.manual_seed`` makes it reproducible.
-    """
+def has_lonely_sample(pids: Tensor) -> Tensor:
+    """Whether some sample has no sample of another identity in the batch: a ``bool`` tensor
+    (no host sync; :func:`check_partners` reads it)."""
     if pids.ndim != 1:
         raise ValueError(f"pids must have shape (B,), got {tuple(pids.shape)}")
-    eligible = pids[:, None] != pids[None, :]  # (B, B)
-    lonely = ~eligible.any(dim=1)
-    if bool(lonely.any()):
+    if pids.numel() == 0:
+        return torch.zeros((), dtype=torch.bool, device=pids.device)
+    return (pids == pids[:1]).all()  # a sample is lonely only when every pid is the same
+
+
+def check_partners(pids: Tensor) -> None:
+    """Refuse a batch in which some sample has no partner of another identity."""
+    if bool(has_lonely_sample(pids)):
         raise ValueError(
             "A-Hard-Mix needs a partner of another identity for every sample, but the batch "
             f"holds only pid(s) {sorted(set(pids.tolist()))}; sample at least two identities per "
             "batch (P >= 2 in the PK sampler)"
         )
+
+
+def pick_partners(
+    pids: Tensor, *, generator: torch.Generator | None = None, check: bool = True
+) -> Tensor:
+    """For each sample, the index of a random sample with a DIFFERENT pid -> ``LongTensor[B]``.
+
+    Uniform over the eligible samples, drawn with torch's RNG (``generator`` or the default one of
+    ``pids``' device), so ``torch.manual_seed`` makes it reproducible. ``check=False`` skips
+    :func:`check_partners` (a host sync) for a caller that checked the batch already.
+    """
+    if check:
+        check_partners(pids)
+    elif pids.ndim != 1:
+        raise ValueError(f"pids must have shape (B,), got {tuple(pids.shape)}")
+    eligible = pids[:, None] != pids[None, :]  # (B, B)
     noise = torch.rand(eligible.shape, device=pids.device, generator=generator)  # (B, B)
     noise = noise.masked_fill(~eligible, -1.0)
     return noise.argmax(dim=1)
@@ -129,14 +147,17 @@ class AttentiveHardMix(nn.Module):
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         self.top_k = top_k
 
-    def forward(self, z: Tensor, cam: Tensor, pids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, z: Tensor, cam: Tensor, pids: Tensor, *, check: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``check=False``: the caller has run :func:`check_partners` on ``pids``."""
         if z.ndim != 4 or cam.shape != (z.shape[0], *z.shape[2:]):
             raise ValueError(
                 f"A-Hard-Mix needs cam (B, H, W) on the grid of z (B, C, H, W); got z "
                 f"{tuple(z.shape)} and cam {tuple(cam.shape)}"
             )
         keep = topk_block_mask(cam, block_size=self.block_size, top_k=self.top_k)  # (B,1,H,W)
-        partners = pick_partners(pids.to(z.device))  # (B,)
+        partners = pick_partners(pids.to(z.device), check=check)  # (B,)
         return hard_mix(z, keep.to(z.dtype), partners), keep, partners
 
     def extra_repr(self) -> str:

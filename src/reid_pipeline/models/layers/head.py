@@ -13,10 +13,13 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
+from reid_pipeline.models.base import ReidOutput
 from reid_pipeline.models.layers.bnneck import BNNeck
 from reid_pipeline.models.layers.gem import GeM
 
 POOLINGS = ("avg", "max", "gem")
+#: test embedding of a BNNeck head: after the BNNeck (BoT's default) or the pooled feature
+NECK_FEATS = ("after", "before")
 
 
 class HeadOutput(NamedTuple):
@@ -63,3 +66,14 @@ class ReidHead(nn.Module):
         feat = self.pool(x)  # (B, C)
         bn_feat, logits = self.neck(feat)  # (B, C), (B, num_classes)
         return HeadOutput(feat, bn_feat, logits)
+
+    def reid_output(self, x: Tensor, *, training: bool, neck_feat: str) -> ReidOutput | Tensor:
+        """The contract's output of a one-head model on the map ``x`` ``(B, C, H, W)``: in
+        training ``ReidOutput(logits=[logits], feats=[feat])`` (the pooled pre-BN feature for the
+        metric losses), else the ``(B, C)`` embedding, post-BN (``neck_feat="after"``) or the
+        pooled feature (``"before"``)."""
+        out = self(x)
+        if not training:
+            return out.bn_feat if neck_feat == "after" else out.feat  # (B, C)
+        assert out.logits is not None  # a model head always has a classifier
+        return ReidOutput(logits=[out.logits], feats=[out.feat])

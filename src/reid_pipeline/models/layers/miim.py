@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reid_pipeline.models.layers.routing import ModalitySplit
+
 #: ResNet stage strides (layer1..layer3); layer 4's is 16 x last_stride.
 _STAGE_STRIDES = (4, 8, 16)
 
@@ -179,37 +181,17 @@ class MIIM(nn.Module):
         return x * (1.0 + g) if self.residual_gate else x * g  # (B, C, H, W)
 
 
-def check_modality_values(modality: Tensor | None) -> Tensor:
-    """Return ``modality`` if it is given and every value is 0 (visible) or 1 (infrared)."""
-    if modality is None:
-        raise ValueError("modality is required: LongTensor[B], 0 visible, 1 infrared")
-    if modality.dtype.is_floating_point or bool(((modality != 0) & (modality != 1)).any()):
-        raise ValueError(
-            "modality must be an integer tensor of 0 (visible) and 1 (infrared), got values "
-            f"{sorted({float(v) for v in modality.unique().tolist()})}"
-        )
-    return modality
-
-
 class ModalitySpecific(nn.Module):
     """A visible and an infrared copy of a module, applied per sample by ``modality``
-    (0 visible, 1 infrared). A batch of one modality never touches the other copy, so that
-    copy's gradients stay None."""
+    (0 visible, 1 infrared; see ``layers/routing.py``). A batch of one modality never touches
+    the other copy, so that copy's gradients stay None."""
 
     def __init__(self, visible: nn.Module, infrared: nn.Module | None = None) -> None:
         super().__init__()
         self.visible = visible
         self.infrared = infrared if infrared is not None else copy.deepcopy(visible)
 
-    def forward(self, x: Tensor, modality: Tensor) -> Tensor:
-        is_ir = modality.to(device=x.device, dtype=torch.bool)
-        if bool(is_ir.all()):
-            return self.infrared(x)
-        if not bool(is_ir.any()):
-            return self.visible(x)
-        vis_out = self.visible(x[~is_ir])  # (Bv, ...)
-        ir_out = self.infrared(x[is_ir])  # (Bi, ...)
-        out = vis_out.new_empty((x.shape[0], *vis_out.shape[1:]))
-        out[~is_ir] = vis_out
-        out[is_ir] = ir_out
-        return out  # (B, ...)
+    def forward(self, x: Tensor, modality: Tensor | ModalitySplit) -> Tensor:
+        """``modality``: the batch's :class:`ModalitySplit` (no host sync) or its tensor."""
+        split = ModalitySplit.coerce(modality, "ModalitySpecific")
+        return split.route(x, self.visible, self.infrared)  # (B, ...)

@@ -3,7 +3,7 @@
 Known (abstract only): MPIM makes diverse "perceptions" of the feature interact so the network
 focuses on discriminative body parts in both modalities.
 
-Ours (../shared/design/MODELS.md), selective-kernel style (Li et al., "Selective Kernel
+Ours (docs/models.md), selective-kernel style (Li et al., "Selective Kernel
 Networks", CVPR 2019): parallel 3x3 conv + BN + ReLU branches with dilations ``dilations``
 (default 1, 2, 3: three receptive fields = three perceptions); a shared descriptor of their sum
 (global average pool -> Linear -> BN -> ReLU, width ``max(C // reduction, min_dim)``) gives each

@@ -37,6 +37,9 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reid_pipeline.models.layers.checks import check_choice
+from reid_pipeline.models.layers.routing import ModalitySplit
+
 NON_LOCAL_MODES = ("dot_product", "embedded_gaussian")
 
 #: AGW's placement on ResNet-50: blocks after the last 0 / 2 / 3 / 0 residual blocks of layer1..4.
@@ -173,18 +176,28 @@ class NonLocalStages(nn.Module):
     def for_backbone(
         cls,
         backbone: nn.Module,
-        counts: Sequence[int] = AGW_NON_LOCAL_COUNTS,
+        counts: Sequence[int] | None = None,
         *,
         reduction: int = 2,
         inter_channels: int | None = None,
         mode: str = "dot_product",
     ) -> NonLocalStages:
-        """Build for a :class:`~reid_pipeline.models.layers.backbone.ResNetBackbone`."""
+        """Blocks for a :class:`~reid_pipeline.models.layers.backbone.ResNetBackbone`; ``counts``
+        ``None`` is AGW's placement, capped at each stage's depth on shallow trunks (resnet18:
+        ``(0, 2, 2, 0)``). The option names in the messages are the models' (``non_local*``)."""
         depths = [len(layer) for layer in backbone.layers]
+        if counts is None:
+            counts = [min(c, d) for c, d in zip(AGW_NON_LOCAL_COUNTS, depths, strict=True)]
+        elif isinstance(counts, str) or not isinstance(counts, Sequence):
+            raise ValueError(
+                "non_local must be a list of 4 non-negative ints (non-local blocks after the "
+                f"last blocks of layer1..layer4, AGW: [0, 2, 3, 0]), got {counts!r}"
+            )
+        check_choice("non_local_mode", mode, NON_LOCAL_MODES)
         return cls(
             backbone.out_channels,
             depths,
-            counts,
+            list(counts),
             reduction=reduction,
             inter_channels=inter_channels,
             mode=mode,
@@ -203,7 +216,7 @@ class NonLocalStages(nn.Module):
         return x
 
     def forward(
-        self, backbone: nn.Module, x: Tensor, modality: Tensor | None = None
+        self, backbone: nn.Module, x: Tensor, modality: Tensor | ModalitySplit | None = None
     ) -> list[Tensor]:
         """Trunk forward with the non-local blocks; returns the four stage outputs
         (layer1..layer4), the last being ``(B, C4, H/16, W/16)`` with last stride 1."""

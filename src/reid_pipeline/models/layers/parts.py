@@ -11,7 +11,7 @@ one row (e.g. ``H=16, n=3`` -> rows 0-5, 5-10, 10-15) and every stripe has ``cei
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 POOLS = ("max", "avg")
 
@@ -38,21 +38,3 @@ def horizontal_parts(x: Tensor, n: int, *, pool: str = "max") -> Tensor:
         )
     fn = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
     return fn(x, (n, 1)).squeeze(3)  # (B, C, n)
-
-
-class HorizontalPartPool(nn.Module):
-    """Module form of :func:`horizontal_parts`."""
-
-    def __init__(self, n: int, *, pool: str = "max") -> None:
-        super().__init__()
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"the number of parts must be a positive int, got {n!r}")
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        self.n, self.pool = n, pool
-
-    def forward(self, x: Tensor) -> Tensor:
-        return horizontal_parts(x, self.n, pool=self.pool)  # (B, C, n)
-
-    def extra_repr(self) -> str:
-        return f"n={self.n}, pool={self.pool!r}"

@@ -2,7 +2,7 @@
 
 Known (abstract only): PFAM progressively aggregates mid-level features into the final one.
 
-Ours (../shared/design/MODELS.md): layer2 and layer3 outputs are brought down to the next stage's
+Ours (docs/models.md): layer2 and layer3 outputs are brought down to the next stage's
 grid by a strided 3x3 conv + BN + ReLU and fused progressively,
 
     a3 = fuse3(layer3, down2(layer2))        # layer 3's grid, C3 channels
