@@ -173,3 +173,23 @@ def test_any_node_can_start_a_run_and_outputs_carry_run_ids(
     assert rescored["run_id"] != spec["run_id"]  # a new run scored ...
     assert rescored["model"]["run_id"] == spec["run_id"]  # ... the model the first one trained
     assert rescored["trained"] == first["trained"]
+
+
+@pytest.mark.slow
+def test_changed_settings_never_resume_an_old_checkpoint(kedro_project: Path, run_pipeline) -> None:
+    run_pipeline("train_bot", tiny_params("bot"))
+    models = kedro_project / "data" / "06_models" / "bot"
+    changed = tiny_params("bot", input={"height": 128, "width": 64})
+    changed["bot"]["cpu_synthetic"]["model"] = {"last_stride": 2}
+    run_pipeline("train_bot", changed)
+    summary = json.loads((models / "training_summary.json").read_text())
+    assert summary["resumed_from_epoch"] is None  # trained afresh, not "1 of 1 epochs done"
+    stale = list((models / "checkpoints" / "stale").glob("*/last.pt"))
+    assert len(stale) == 1  # the old checkpoint is kept aside
+    spec = json.loads((models / "model_spec.json").read_text())
+    assert spec["input"] == {"height": 128, "width": 64}
+    assert spec["kwargs"]["last_stride"] == 2
+    # the same settings again resume from the matching checkpoint
+    run_pipeline("train_bot", changed)
+    summary = json.loads((models / "training_summary.json").read_text())
+    assert summary["resumed_from_epoch"] == 1

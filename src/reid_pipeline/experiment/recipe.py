@@ -126,7 +126,13 @@ class FitSpec(_Section):
     grad_clip: PositiveFloat | None = None
     resume: bool = True
     progress: bool = True
+    #: cuDNN deterministic kernels and torch's deterministic algorithms (docs/training.md)
     deterministic: bool = False
+    #: a checkpoint trained with other settings: move it aside and start fresh ("restart") or
+    #: stop with a message naming what differs ("error")
+    on_checkpoint_mismatch: Literal["restart", "error"] = "restart"
+    #: learning rate x world size ("linear") or its square root under torchrun (docs/training.md)
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
 
 
 class ValidationSpec(_Section):
@@ -139,6 +145,8 @@ class ValidationSpec(_Section):
 
 class EvaluationSpec(_Section):
     metric: Literal["cosine", "euclidean"] = "cosine"
+    #: embeddings in fp32 (bf16 keeps about 3 significant digits, enough to reorder close ranks)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     flip: bool = False
     rerank: bool = False
     protocol: dict[str, Any] = Field(default_factory=dict)

@@ -67,7 +67,7 @@ def embed_records(
         loader,
         device=recipe.fit.device,
         flip=recipe.evaluation.flip,
-        precision=recipe.fit.precision,
+        precision=recipe.evaluation.precision,
         progress=progress,
     )
 
@@ -194,7 +194,10 @@ def train_from_records(
         val_every=recipe.validation.every,
         select_metric=recipe.validation.metric,
         progress=(f.progress and get_rank() == 0) if progress is None else progress,
-        **_fit_extras(experiment, fit_records, num_classes),
+        fingerprint=training_fingerprint(experiment, fit_records, num_classes),
+        on_mismatch=f.on_checkpoint_mismatch,
+        deterministic=f.deterministic,
+        lr_scaling=f.lr_scaling,
     )
     use_best = result.best_state_dict is not None
     state = result.best_state_dict if use_best else result.state_dict
@@ -228,22 +231,6 @@ def train_from_records(
         "train_ids": num_classes,
     }
     return TrainOutcome(state_dict=state, spec=spec, history=history, summary=summary)
-
-
-def _fit_extras(
-    experiment: Experiment, fit_records: Sequence[Record], num_classes: int
-) -> dict[str, Any]:
-    """The keywords of ``fit`` that this version of the engine accepts beyond the basic ones:
-    the checkpoint fingerprint and the determinism switch."""
-    import inspect
-
-    accepted = inspect.signature(fit).parameters
-    extras: dict[str, Any] = {}
-    if "fingerprint" in accepted:
-        extras["fingerprint"] = training_fingerprint(experiment, fit_records, num_classes)
-    if "deterministic" in accepted:
-        extras["deterministic"] = experiment.recipe.fit.deterministic
-    return extras
 
 
 def rebuild_model(
