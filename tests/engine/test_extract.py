@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from torch import nn
@@ -68,10 +70,33 @@ def test_flip_averaging_and_normalize() -> None:
     assert torch.allclose(normed.feats.norm(dim=1), torch.ones(12))
 
 
+def test_progress_bar_reports_the_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from reid_pipeline.engine import progress as progress_module
+
+    shown = io.StringIO()
+    real = progress_module.make_progress
+
+    def recording(*, enabled: bool):
+        bar = real(enabled=enabled)
+        bar.live.console = Console(file=shown, force_terminal=True, width=120)
+        return bar
+
+    monkeypatch.setattr(progress_module, "make_progress", recording)
+    monkeypatch.setattr("reid_pipeline.engine.extract.make_progress", recording, raising=False)
+    batches = [{"images": torch.randn(3, 3, 16, 8), "pids": torch.tensor([1, 2, 3])}] * 2
+    extract_features(_model(), batches, progress=True)
+    assert "2/2" in shown.getvalue()
+    shown.truncate(0)
+    extract_features(_model(), batches, progress=False)
+    assert shown.getvalue().strip("\x00") == ""
+
+
 def test_loader_without_camids_and_errors() -> None:
     model = _model()
     batches = [{"images": torch.randn(3, 3, 16, 8), "pids": torch.tensor([1, 2, 3])}]
-    out = extract_features(model, batches, progress=True)
+    out = extract_features(model, batches, progress=False)
     assert out.camids.tolist() == [-1, -1, -1]
     assert out.modality.tolist() == [0, 0, 0]
     with pytest.raises(KeyError, match=r"extraction loader.*pids"):

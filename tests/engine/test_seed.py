@@ -35,8 +35,12 @@ def test_seed_everything_reproduces_all_three_generators() -> None:
         seed_everything("7")  # type: ignore[arg-type]
 
 
-def test_derive_seed_is_deterministic_and_separates_epochs() -> None:
-    assert derive_seed(0, 1) == derive_seed(0, 1)
+def test_derive_seed_is_pinned_and_separates_epochs() -> None:
+    # pinned values: a change to the derivation would silently break bit-identical resumes of
+    # checkpoints written before it
+    assert derive_seed(0, 1) == 3964924996
+    assert epoch_seed(0, 0) == 703397753
+    assert epoch_seed(3, 7) == 1623525131
     seeds = {epoch_seed(s, e) for s in range(3) for e in range(50)}
     assert len(seeds) == 150  # no collisions such as seed + epoch would give
     assert all(0 <= s < 2**32 for s in seeds)
