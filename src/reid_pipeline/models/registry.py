@@ -5,7 +5,7 @@ carries ``@register_model("<name>")``. The registry finds such modules itself
 (:func:`discover_models` walks the package with ``pkgutil`` the first time a name is needed);
 ``base``, ``registry``, private ``_*`` modules and the ``layers`` subpackage are not model
 modules. A module that fails to import is logged as a warning naming it and skipped, so one broken
-architecture never hides the others. See docs/adding_an_architecture.md and docs/models.md.
+architecture never hides the others. See "Adding an architecture" in docs/models.md.
 """
 
 from __future__ import annotations
