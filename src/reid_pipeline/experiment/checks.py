@@ -41,7 +41,7 @@ def _check_model(where: str, recipe: Recipe) -> None:
     options = recipe.model.options()
     accepted = model_options(name)
     unknown = sorted(set(options) - accepted)
-    if accepted and unknown:
+    if unknown:
         raise ConfigError(
             f"{where}.model: unknown key(s) {unknown}; {name} accepts {sorted(model_options(name))}"
         )

@@ -57,7 +57,7 @@ class BoT(ReidModel):
         last_stride: stride of layer4's first block; 1 (the paper's trick) or 2.
         neck_feat: test embedding, ``"after"`` BNNeck (official default) or ``"before"``.
         cross_modality: two-stream trunk (visible / infrared stems) routed by ``modality``;
-            the pipeline sets it on visible-infrared datasets.
+            a visible-infrared recipe sets it (AGW's cpu_synthetic_vi and paper_vi).
         pool: global pooling, ``"avg"`` (the paper), ``"max"`` or ``"gem"``.
         gem_p, gem_learn_p: GeM exponent and whether it is learned (``pool="gem"`` only).
     """
