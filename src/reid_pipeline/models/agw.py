@@ -68,7 +68,8 @@ class AGW(ReidModel):
         last_stride: stride of layer4's first block, 1 (AGW) or 2.
         neck_feat: test embedding, ``"after"`` BNNeck (default) or ``"before"``.
         cross_modality: modality-specific stems + shared layer1-4 (visible-infrared); the
-            the visible-infrared recipes (cpu_synthetic_vi, paper_vi) set it; ``forward`` then needs ``modality``.
+            visible-infrared recipes (cpu_synthetic_vi, paper_vi) set it; ``forward`` then
+            needs ``modality``.
         non_local: non-local blocks per stage, placed after the stage's last blocks; ``None`` =
             AGW's ``[0, 2, 3, 0]`` (capped at the stage depths of small trunks);
             ``[0, 0, 0, 0]`` disables them.
