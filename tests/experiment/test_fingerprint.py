@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from reid_pipeline.data.records import Record
@@ -62,3 +63,13 @@ def test_other_training_data_or_another_root_changes_the_fingerprint() -> None:
 def test_epochs_progress_and_device_leave_it_unchanged() -> None:
     before = _fingerprint()
     assert _fingerprint({"fit.epochs": 12, "fit.progress": False, "fit.device": "cpu"}) == before
+
+
+def test_the_feature_probe_leaves_the_model_untouched() -> None:
+    from reid_pipeline.experiment.modelling import build_model, feature_dims
+
+    model = build_model("bot", num_classes=3, options={"backbone": "resnet18"}, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert feature_dims(model, 64, 32) == [512]
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics included

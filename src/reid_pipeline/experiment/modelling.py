@@ -3,6 +3,7 @@ features its losses see."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +44,9 @@ def check_modalities(model: nn.Module, name: str, cross_data: bool) -> None:
 
 def feature_dims(model: nn.Module, height: int, width: int) -> list[int]:
     """The widths of ``output.feats`` (losses such as center loss need them), from a training
-    forward of a 4-image dummy batch."""
+    forward of a 4-image dummy batch through a copy of ``model``: the model itself is left
+    untouched (a training forward would move its BatchNorm statistics towards random input)."""
+    model = copy.deepcopy(model)
     cross = bool(getattr(model, "cross_modality", False))
     images = torch.randn(4, 3, height, width)
     pids = torch.tensor([0, 0, 1, 1])
