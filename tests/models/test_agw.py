@@ -48,6 +48,33 @@ def test_resnet50_placement_and_parameter_counts() -> None:
     )
 
 
+@pytest.mark.parametrize("cross_modality", [False, True])
+def test_released_non_local_width_has_one_inner_channel(cross_modality: bool) -> None:
+    model = AGW(
+        num_classes=3,
+        backbone="resnet18",
+        cross_modality=cross_modality,
+        non_local_width="released",
+    )
+    blocks = [b for stage in model.non_local.blocks.values() for b in stage]
+    assert len(blocks) == 4  # (0, 2, 2, 0) on resnet18
+    for block in blocks:
+        assert block.inter_channels == 1
+        assert (block.theta.out_channels, block.phi.out_channels, block.g.out_channels) == (1, 1, 1)
+        assert block.out_proj[0].in_channels == 1
+    same = AGW(num_classes=3, backbone="resnet18", non_local_inter_channels=1)
+    assert [tuple(p.shape) for p in model.non_local.parameters()] == [
+        tuple(p.shape) for p in same.non_local.parameters()
+    ]
+    corrected = AGW(num_classes=3, backbone="resnet18", non_local_width="corrected")
+    assert corrected.non_local.blocks["layer2"][0].inter_channels == 64  # C // 2
+    with pytest.raises(ValueError, match="non_local_width='released' builds 1 inner channel"):
+        AGW(num_classes=3, backbone="resnet18", non_local_width="released",
+            non_local_inter_channels=4)  # fmt: skip
+    with pytest.raises(ValueError, match="non_local_width must be one of"):
+        AGW(num_classes=3, backbone="resnet18", non_local_width="official")
+
+
 def test_cross_modality_resnet50_parameter_count_with_395_classes() -> None:
     model = AGW(num_classes=395, cross_modality=True)
     assert isinstance(model.backbone, TwoStreamResNet)

@@ -37,6 +37,7 @@ def _batch(b: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_pfam_shapes_on_odd_grids(last_stride: int, grid4: tuple[int, int]) -> None:
     torch.manual_seed(0)
     pfam = PFAM((8, 16, 32), last_stride=last_stride)
+    torch.nn.init.ones_(pfam.out[1].weight)  # past the identity start
     x2 = torch.randn(2, 8, 9, 5, requires_grad=True)  # layer2 of a 66 x 34 input
     x3, x4 = torch.randn(2, 16, 5, 3), torch.randn(2, 32, *grid4)
     out = pfam(x2, x3, x4)
@@ -46,21 +47,39 @@ def test_pfam_shapes_on_odd_grids(last_stride: int, grid4: tuple[int, int]) -> N
     assert x2.grad.abs().sum() > 0  # layer 2 reaches the output through a3
 
 
+def test_pfam_starts_as_the_identity_on_layer4() -> None:
+    torch.manual_seed(0)
+    pfam = PFAM((8, 16, 32)).train()
+    x2, x3, x4 = torch.randn(2, 8, 8, 4), torch.randn(2, 16, 4, 2), torch.randn(2, 32, 4, 2)
+    torch.testing.assert_close(pfam(x2, x3, x4), x4, rtol=0, atol=0)
+    assert pfam.inner_channels == 4  # C4 / 8
+
+
 def test_pfam_sum_fusion_is_the_progressive_formula() -> None:
     torch.manual_seed(0)
-    pfam = PFAM((8, 16, 32), fusion="sum").eval()
+    pfam = PFAM((8, 16, 32), fusion="sum", inner_channels=6).eval()
+    torch.nn.init.normal_(pfam.out[1].weight)
     x2, x3, x4 = torch.randn(2, 8, 8, 4), torch.randn(2, 16, 4, 2), torch.randn(2, 32, 4, 2)
-    a3 = x3 + pfam.down2(x2)
-    torch.testing.assert_close(pfam(x2, x3, x4), x4 + pfam.down3(a3))
-    concat = PFAM((8, 16, 32), out_channels=24)
+    a3 = pfam.proj3(x3) + pfam.down2(pfam.proj2(x2))
+    a4 = pfam.proj4(x4) + pfam.down3(a3)
+    assert a4.shape == (2, 6, 4, 2)
+    torch.testing.assert_close(pfam(x2, x3, x4), x4 + pfam.out(a4))
+    concat = PFAM((8, 16, 32), inner_channels=12)
     assert concat.fuse4.conv is not None
-    assert concat.fuse4.conv[0].in_channels == 64
-    assert concat(x2, x3, x4).shape == (2, 24, 4, 2)
+    assert concat.fuse4.conv[0].in_channels == 24
+    assert concat(x2, x3, x4).shape == (2, 32, 4, 2)
+
+
+def test_pfam_is_small_next_to_the_trunk() -> None:
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    pfam = PFAM((512, 1024, 2048))  # ResNet-50's widths
+    assert n(pfam) == 2_891_264  # docs/models.md
+    assert pfam.inner_channels == 256
 
 
 def test_pfam_options_are_checked() -> None:
-    with pytest.raises(ValueError, match="pfam_fusion 'sum' keeps the width"):
-        PFAM((8, 16, 32), fusion="sum", out_channels=24)
+    with pytest.raises(ValueError, match="pfam_channels must be a positive int"):
+        PFAM((8, 16, 32), inner_channels=0)
     with pytest.raises(ValueError, match="pfam_fusion must be one of"):
         PFAM((8, 16, 32), fusion="max")
     with pytest.raises(ValueError, match="pfam_groups = 3"):
@@ -140,10 +159,14 @@ def test_fienet_objective_reaches_every_parameter() -> None:
         for n, p in model.named_parameters()
         if p.requires_grad and (p.grad is None or not p.grad.any())
     ]
-    # a fresh non-local block is the identity (its output BN scale is 0), so only that BN
-    # learns at the first step; everything else must receive a gradient
-    frozen_at_init = re.compile(r"non_local\.blocks\.layer\d\.\d\.(theta|phi|g|out_proj\.0)\.")
+    # a fresh non-local block and a fresh PFAM are the identity (their output BN scale is 0), so
+    # only that BN learns at the first step; everything else must receive a gradient
+    frozen_at_init = re.compile(
+        r"non_local\.blocks\.layer\d\.\d\.(theta|phi|g|out_proj\.0)\.|pfam\.(?!out\.1\.)"
+    )
     assert [n for n in missing if not frozen_at_init.match(n)] == []
+    assert model.pfam is not None
+    assert model.pfam.out[1].weight.grad.abs().sum() > 0
     nl_bn = model.non_local.blocks["layer3"][0].out_proj[1].weight
     assert nl_bn.grad is not None
     assert nl_bn.grad.abs().sum() > 0
@@ -166,12 +189,12 @@ def test_ablation_switches_and_widths() -> None:
     no_mpim = _model(use_mpim=False)
     assert no_mpim.mpim is None
     assert no_mpim.pfam is not None
-    narrow = _model(pfam_channels=256, mpim_groups=16)
-    assert narrow.feat_dim == 256
-    assert narrow.head.neck.bnneck.num_features == 256
+    narrow = _model(pfam_channels=32, mpim_groups=16)
+    assert narrow.pfam.inner_channels == 32
+    assert narrow.feat_dim == 512  # PFAM keeps layer 4's width
     images, pids, modality = _batch()
     out = narrow.train()(images, pids, modality)
-    assert out.feats[0].shape == (6, 256)
+    assert out.feats[0].shape == (6, 512)
     summed = _model(pfam_fusion="sum", mpim_dilations=(1, 2))
     assert len(summed.mpim.branches) == 2
     assert summed.pfam.fuse4.conv is None

@@ -23,10 +23,11 @@ Taken from the paper and the official code:
 
 Deviations (deliberate, documented):
 
-- Non-local inner width ``C // non_local_reduction`` (2, the non-local paper's): the released
-  AGW code computes ``reduc_ratio // reduc_ratio`` = 1 channel, which its authors called
-  accidental (ReID-Survey issue #7). ``non_local_inter_channels=1`` reproduces the released code
-  (about 29k non-local parameters instead of 7.36M on ResNet-50).
+- Non-local inner width: ``non_local_width="released"`` builds the released AGW code's
+  ``reduc_ratio // reduc_ratio`` = 1 channel (about 29k non-local parameters on ResNet-50); the
+  published AGW numbers come from that code, so the ``paper`` / ``paper_vi`` recipes use it.
+  ``"corrected"`` (the default) is ``C // non_local_reduction`` (2, the non-local paper's; 7.36M
+  parameters), what the authors called the intended setting (ReID-Survey issue #7).
 - The single-modality ReID-Survey ``ResNetNL`` omits the ReLU after ``bn1`` (its "add missed relu"
   line is commented out); we keep torchvision's stem with the ReLU (as the cross-modality code).
 - BNNeck weight starts at 1 (ReID-Survey); the cross-modality code draws it from N(1, 0.01).
@@ -77,6 +78,8 @@ class AGW(ReidModel):
         non_local_inter_channels: fixed inner width instead (overrides the reduction; 1 is what
             the released AGW code builds).
         non_local_mode: ``"dot_product"`` (AGW) or ``"embedded_gaussian"`` (softmax).
+        non_local_width: ``"corrected"`` (inner width ``C // non_local_reduction``) or
+            ``"released"`` (1 inner channel, the released AGW code's).
         pool: ``"gem"`` (AGW), ``"avg"`` or ``"max"``.
         gem_p: GeM exponent (3).
         gem_learn_p: learn p; ``None`` = as the official code of the variant (learned in the
@@ -96,6 +99,7 @@ class AGW(ReidModel):
         non_local_reduction: int = 2,
         non_local_inter_channels: int | None = None,
         non_local_mode: str = "dot_product",
+        non_local_width: str = "corrected",
         pool: str = "gem",
         gem_p: float = 3.0,
         gem_learn_p: bool | None = None,
@@ -121,6 +125,7 @@ class AGW(ReidModel):
             reduction=non_local_reduction,
             inter_channels=non_local_inter_channels,
             mode=non_local_mode,
+            width=non_local_width,
         )
 
     def forward_stages(

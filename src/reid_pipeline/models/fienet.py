@@ -11,9 +11,11 @@ Ours (docs/models.md; every uncertain choice is an option below):
   :mod:`reid_pipeline.models.agw`: modality-specific stems, shared layer1-4 with AGW's non-local
   blocks (``layers/non_local.py``), GeM (p = 3) -> BNNeck -> classifier (``layers/head.py``);
   test embedding the post-BN feature;
-- PFAM (``layers/pfam.py``): ``a3 = fuse(layer3, down(layer2))``, ``a4 = fuse(layer4,
-  down(a3))`` with strided 3x3 conv + BN + ReLU down-sampling and concat + 1x1 conv (or sum)
-  fusions; ``a4`` feeds MPIM;
+- PFAM (``layers/pfam.py``): layer 2, 3, 4 projected to a narrow width (1x1 conv), then
+  ``a3 = fuse(p3, down(p2))``, ``a4 = fuse(p4, down(a3))`` with strided 3x3 conv + BN + ReLU
+  down-sampling and concat + 1x1 conv (or sum) fusions, projected back and added to layer 4
+  (zero-initialised BN: a new PFAM is the identity); its output feeds MPIM. 2.89M parameters on
+  ResNet-50 (PFAM + MPIM: 7.50M, beside the trunk's 23.5M);
 - MPIM (``layers/mpim.py``): three parallel 3x3 branches with dilations 1 / 2 / 3, per-channel
   softmax branch weights from a shared descriptor of their sum (selective-kernel style), residual;
 - IGCL is a loss (``losses/igcl.py``); the paper's objective is ``ce + wrt + igcl`` in parameters.
@@ -50,14 +52,15 @@ class FIENet(ReidModel):
 
     Args:
         num_classes, backbone, pretrained, last_stride, neck_feat, non_local,
-        non_local_reduction, non_local_inter_channels, non_local_mode, pool, gem_p,
+        non_local_reduction, non_local_inter_channels, non_local_mode, non_local_width, pool,
+        gem_p,
         gem_learn_p: as for :class:`~reid_pipeline.models.agw.AGW` (the trunk is always the
         two-stream, cross-modality one; ``gem_learn_p=None`` keeps p fixed, as its code does).
         use_pfam: PFAM on (default) or off (MPIM / head then read layer 4).
         pfam_fusion: ``"concat"`` (concatenate + 1x1 conv + BN + ReLU) or ``"sum"``.
-        pfam_channels: PFAM's output width (default: layer 4's); ``"concat"`` only.
-        pfam_groups: groups of PFAM's 3x3 down-convolutions (default 1; 32 cuts PFAM from
-            34.1M to 11.2M parameters on ResNet-50).
+        pfam_channels: PFAM's aggregation width (default layer 4's width / 8: 256 on
+            ResNet-50, PFAM then holds 2.89M parameters); its output keeps layer 4's width.
+        pfam_groups: groups of PFAM's 3x3 down-convolutions (default 1; must divide the width).
         use_mpim: MPIM on (default) or off.
         mpim_dilations: one 3x3 branch per dilation (default 1, 2, 3).
         mpim_groups: groups of the branch convolutions (default 32; must divide the width).
@@ -79,6 +82,7 @@ class FIENet(ReidModel):
         non_local_reduction: int = 2,
         non_local_inter_channels: int | None = None,
         non_local_mode: str = "dot_product",
+        non_local_width: str = "corrected",
         pool: str = "gem",
         gem_p: float = 3.0,
         gem_learn_p: bool | None = None,
@@ -111,6 +115,7 @@ class FIENet(ReidModel):
             reduction=non_local_reduction,
             inter_channels=non_local_inter_channels,
             mode=non_local_mode,
+            width=non_local_width,
         )
         check_bool("use_pfam", use_pfam)
         check_bool("use_mpim", use_mpim)
@@ -119,16 +124,15 @@ class FIENet(ReidModel):
                 (c2, c3, c4),
                 last_stride=last_stride,
                 fusion=pfam_fusion,
-                out_channels=pfam_channels,
+                inner_channels=pfam_channels,
                 groups=pfam_groups,
             )
             if use_pfam
             else None
         )
-        width = self.pfam.out_channels if self.pfam is not None else c4
         self.mpim = (
             MPIM(
-                width,
+                c4,
                 dilations=mpim_dilations,
                 groups=mpim_groups,
                 reduction=mpim_reduction,
@@ -138,9 +142,6 @@ class FIENet(ReidModel):
             if use_mpim
             else None
         )
-        if width != c4:  # PFAM changed the width: the head follows it (same place in the order)
-            self.head = ReidHead(width, num_classes, pool=pool, gem_p=gem_p, gem_learn_p=learn_p)
-            self.feat_dim = width
 
     def forward(
         self, images: Tensor, targets: Tensor | None = None, modality: Tensor | None = None

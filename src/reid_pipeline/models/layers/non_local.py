@@ -22,7 +22,10 @@ Inner width: the paper (and one stored version of the cross-modality ``model.py`
 ``in_channels // 2``; the released ReID-Survey code computes ``reduc_ratio // reduc_ratio`` = 1
 channel, which its authors called accidental (ReID-Survey issue #7: ``in_channels //
 reduc_ratio`` is the intended setting). The default here is the paper's ``in_channels //
-reduction``; ``inter_channels=1`` reproduces the released code.
+reduction``; ``inter_channels=1`` reproduces the released code, and so does the models' switch
+``non_local_width="released"`` (``NON_LOCAL_WIDTHS``; the ``paper`` recipes of AGW use it, since
+the published AGW numbers come from that code). ``"corrected"`` is the ``in_channels // reduction``
+block.
 
 Ours: the dot-product variant has no softmax, so ``(theta phi) g = theta (phi g)``; the block picks
 the cheaper multiplication order per input (``N^2 C'`` vs ``N C'^2``), which gives the same
@@ -41,6 +44,8 @@ from reid_pipeline.models.layers.checks import check_choice
 from reid_pipeline.models.layers.routing import ModalitySplit
 
 NON_LOCAL_MODES = ("dot_product", "embedded_gaussian")
+#: ``corrected``: inner width ``C // reduction``; ``released``: 1 channel, as the released AGW code
+NON_LOCAL_WIDTHS = ("corrected", "released")
 
 #: AGW's placement on ResNet-50: blocks after the last 0 / 2 / 3 / 0 residual blocks of layer1..4.
 AGW_NON_LOCAL_COUNTS = (0, 2, 3, 0)
@@ -181,10 +186,21 @@ class NonLocalStages(nn.Module):
         reduction: int = 2,
         inter_channels: int | None = None,
         mode: str = "dot_product",
+        width: str = "corrected",
     ) -> NonLocalStages:
         """Blocks for a :class:`~reid_pipeline.models.layers.backbone.ResNetBackbone`; ``counts``
         ``None`` is AGW's placement, capped at each stage's depth on shallow trunks (resnet18:
-        ``(0, 2, 2, 0)``). The option names in the messages are the models' (``non_local*``)."""
+        ``(0, 2, 2, 0)``). ``width="released"``: one inner channel per block, the released AGW
+        code's ``reduc_ratio // reduc_ratio``. The option names in the messages are the models'
+        (``non_local*``)."""
+        check_choice("non_local_width", width, NON_LOCAL_WIDTHS)
+        if width == "released":
+            if inter_channels not in (None, 1):
+                raise ValueError(
+                    f"non_local_width='released' builds 1 inner channel (the released AGW code), "
+                    f"but non_local_inter_channels={inter_channels!r}; drop one of the two"
+                )
+            inter_channels = 1
         depths = [len(layer) for layer in backbone.layers]
         if counts is None:
             counts = [min(c, d) for c, d in zip(AGW_NON_LOCAL_COUNTS, depths, strict=True)]
