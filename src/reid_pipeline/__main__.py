@@ -1,19 +1,17 @@
-"""``python -m reid_pipeline`` runs the project like ``kedro run``."""
+"""``reid-pipeline`` / ``python -m reid_pipeline``: with no subcommand (or kedro run options
+only) it runs the project like ``kedro run``; ``run``, ``embed``, ``index``, ``search`` and
+``export`` are the subcommands (``reid-pipeline --help``; docs/inference.md)."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
+from typing import Any
 
 
-def main(*args: str, **kwargs: object) -> object:
-    package_name = Path(__file__).parent.name
-    configure_project(package_name)
-    run = find_run_command(package_name)
-    return run(*args, **kwargs)
+def main(*args: str, **kwargs: Any) -> Any:
+    from reid_pipeline.inference.cli import main as cli_main
+
+    return cli_main(list(args) if args else None)
 
 
 if __name__ == "__main__":
