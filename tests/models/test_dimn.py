@@ -18,7 +18,12 @@ PIDS = torch.tensor([0, 0, 1, 1])
 
 def _dimn(**kw: object) -> DIMN:
     torch.manual_seed(0)
-    options: dict[str, object] = {"backbone": "resnet18", "num_classes": NUM_CLASSES}
+    # the residual RFM keeps every width at D; the paper's concat RFM has its own tests below
+    options: dict[str, object] = {
+        "backbone": "resnet18",
+        "num_classes": NUM_CLASSES,
+        "rfm": "residual",
+    }
     options.update(kw)
     model = create_model("dimn", **options)  # type: ignore[arg-type]
     assert isinstance(model, DIMN)
@@ -85,6 +90,59 @@ def test_rfm_and_fusion_follow_the_design() -> None:
             head = model.part_necks[offset + i].classifier
             torch.testing.assert_close(out.logits[len(grans) + offset + i], head(r_n[:, :, i]))
         offset += n
+
+
+def test_concat_rfm_is_the_part_and_whole_vectors_side_by_side() -> None:
+    """The paper's RFM (the default): r = [p ; g], 2D wide; no phi."""
+    grans = (2, 3)
+    model = _dimn(granularities=grans, neck="linear", rfm="concat", test_rfm="all")
+    assert model.rfm is None
+    assert create_model("dimn", num_classes=3, backbone="resnet18").rfm_mode == "concat"
+    seen = _capture(model)
+    out = model(_images())
+    f = seen["f"]
+    g = model.global_reduce(F.adaptive_max_pool2d(f, 1)).flatten(1)  # (B, D)
+    p = torch.cat(
+        [
+            red(horizontal_parts(f, n, pool="max")[..., None])
+            for red, n in zip(model.part_reducers, grans, strict=True)
+        ],
+        dim=2,
+    ).squeeze(3)  # (B, D, 5)
+    r = torch.cat([p, g[:, :, None].expand(-1, -1, 5)], dim=1)  # (B, 2D, 5)
+    offset = 0
+    for k, n in enumerate(grans):
+        r_n = r[:, :, offset : offset + n]
+        g_n = g + model.fusers[k](torch.cat([g, r_n.mean(dim=2)], dim=1))
+        torch.testing.assert_close(out.feats[k], torch.cat([g_n, r_n.flatten(1)], dim=1))
+        assert out.feats[k].shape[1] == 256 + n * 512
+        for i in range(n):
+            head = model.part_necks[offset + i].classifier
+            torch.testing.assert_close(out.logits[len(grans) + offset + i], head(r_n[:, :, i]))
+        offset += n
+    # test embedding: fused (2 x D) + every RFM vector (5 x 2D) + branch 2
+    assert model.feat_dim == 2 * 256 + 5 * 512 + 512
+    with torch.no_grad():
+        assert model.eval()(_images()).shape == (4, model.feat_dim)
+
+
+@pytest.mark.parametrize("stripes", ["partition", "adaptive"])
+def test_stripes_option_reaches_the_part_pooling(stripes: str) -> None:
+    """96 x 48 (the CPU recipe) gives a 6-row map: n = 4 and 5 do not divide it."""
+    model = _dimn(stripes=stripes, granularities=(4, 5), neck="linear")
+    seen = _capture(model)
+    model.part_reducers[0].register_forward_hook(lambda m, i, o: seen.__setitem__("p4", i[0]))
+    model(_images(h=96, w=48))
+    f = seen["f"]
+    assert f.shape[2] == 6
+    expected = horizontal_parts(f, 4, pool="max", split=stripes)[..., None]  # (B, C4, 4, 1)
+    assert torch.equal(seen["p4"], expected)
+    other = "adaptive" if stripes == "partition" else "partition"
+    assert not torch.equal(expected, horizontal_parts(f, 4, pool="max", split=other)[..., None])
+    with pytest.raises(ValueError, match="stripes must be one of"):
+        _dimn(stripes="overlap")
+    with pytest.raises(ValueError, match="rfm must be one of"):
+        _dimn(rfm="sum")
 
 
 def test_suppression_zeroes_the_window_around_the_argmax() -> None:
@@ -240,7 +298,8 @@ def _shapes_and_gradients(backbone: str, size: tuple[int, int], batch: int) -> N
     assert float(model.backbone.stem[0].weight.grad.abs().sum()) > 0
     model.eval()
     with torch.no_grad():
-        assert model(images[:2]).shape == (2, 3072)
+        # fused 5 x D + RFM means 5 x 2D (the paper's concat RFM) + branch 2
+        assert model(images[:2]).shape == (2, 5 * 256 + 5 * 512 + 512)
 
 
 @pytest.mark.parametrize("size", [(384, 128), (256, 128)])

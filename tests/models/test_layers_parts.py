@@ -41,7 +41,52 @@ from reid_pipeline.models.layers.parts import horizontal_parts, row_ranges
     ],
 )
 def test_row_ranges_exact(height: int, n: int, expected: list[tuple[int, int]]) -> None:
-    assert row_ranges(height, n) == expected
+    assert row_ranges(height, n, "adaptive") == expected
+
+
+@pytest.mark.parametrize(
+    ("height", "n", "expected"),
+    [
+        (24, 4, [(0, 6), (6, 12), (12, 18), (18, 24)]),
+        (24, 5, [(0, 4), (4, 9), (9, 14), (14, 19), (19, 24)]),
+        (6, 4, [(0, 1), (1, 3), (3, 4), (4, 6)]),
+        (6, 5, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 6)]),
+        (16, 3, [(0, 5), (5, 10), (10, 16)]),
+        (16, 6, [(0, 2), (2, 5), (5, 8), (8, 10), (10, 13), (13, 16)]),
+    ],
+)
+def test_row_ranges_partition_exact(height: int, n: int, expected: list[tuple[int, int]]) -> None:
+    assert row_ranges(height, n) == expected  # partition is the default
+
+
+@pytest.mark.parametrize("height", [6, 7, 8, 12, 16, 18, 24, 32])
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
+def test_partition_stripes_cover_every_row_exactly_once(height: int, n: int) -> None:
+    if n > height:
+        return
+    ranges = row_ranges(height, n, "partition")
+    owner = [i for i, (a, b) in enumerate(ranges) for _ in range(a, b)]
+    assert owner == sorted(owner)  # stripes in order, top to bottom
+    assert len(owner) == height  # every row once: no overlap, none dropped
+    sizes = [b - a for a, b in ranges]
+    assert set(sizes) <= {height // n, -(-height // n)}  # "equal" up to one row
+    if height % n == 0:  # dividing heights: the same stripes as adaptive pooling
+        assert ranges == row_ranges(height, n, "adaptive")
+
+
+@pytest.mark.parametrize("height", [6, 16, 24])
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_horizontal_parts_partition_pools_exactly_its_rows(height: int, n: int, pool: str) -> None:
+    torch.manual_seed(n * 10 + height)
+    x = torch.randn(2, 3, height, 4)
+    parts = horizontal_parts(x, n, pool=pool)
+    for i, (start, end) in enumerate(row_ranges(height, n)):
+        stripe = x[:, :, start:end, :].flatten(2)
+        expected = stripe.amax(dim=2) if pool == "max" else stripe.mean(dim=2)
+        torch.testing.assert_close(parts[:, :, i], expected)
+    if height % n == 0:  # bit-identical to adaptive pooling where the rules agree
+        assert torch.equal(parts, horizontal_parts(x, n, pool=pool, split="adaptive"))
 
 
 @pytest.mark.parametrize("height", [24, 16, 7, 8])
@@ -50,14 +95,14 @@ def test_row_ranges_exact(height: int, n: int, expected: list[tuple[int, int]]) 
 def test_horizontal_parts_pool_exactly_their_rows(height: int, n: int, pool: str) -> None:
     torch.manual_seed(n * 100 + height)
     x = torch.randn(2, 3, height, 5)
-    parts = horizontal_parts(x, n, pool=pool)
+    parts = horizontal_parts(x, n, pool=pool, split="adaptive")
     assert parts.shape == (2, 3, n)
-    for i, (start, end) in enumerate(row_ranges(height, n)):
+    for i, (start, end) in enumerate(row_ranges(height, n, "adaptive")):
         stripe = x[:, :, start:end, :].flatten(2)
         expected = stripe.amax(dim=2) if pool == "max" else stripe.mean(dim=2)
         torch.testing.assert_close(parts[:, :, i], expected)
     # every row belongs to some stripe; neighbours overlap by at most one row
-    ranges = row_ranges(height, n)
+    ranges = row_ranges(height, n, "adaptive")
     assert ranges[0][0] == 0
     assert ranges[-1][1] == height
     for (_, end), (start, _) in itertools.pairwise(ranges):
@@ -252,7 +297,7 @@ def test_hard_mix_is_differentiable_in_z() -> None:
 def test_row_ranges_follow_torch_adaptive_pooling() -> None:
     # row r holds the value r: a stripe's max is its last row, its mean the middle of its range
     x = torch.arange(16.0).reshape(1, 1, 16, 1)
-    ranges = row_ranges(16, 3)
+    ranges = row_ranges(16, 3, "adaptive")
     assert F.adaptive_max_pool2d(x, (3, 1)).flatten().tolist() == [e - 1.0 for _, e in ranges]
     means = F.adaptive_avg_pool2d(x, (3, 1)).flatten().tolist()
     assert means == [(s + e - 1) / 2 for s, e in ranges]

@@ -14,14 +14,18 @@ uncertain choice is a builder parameter:
 - Trunk: ResNet, last stride 1 -> ``F`` ``(B, C4, H, W)`` (2048 x 24 x 8 at 384 x 128) and the
   layer-3 output ``L3``.
 - Global ``g = reduce(pool(F))``: 1x1 conv C4 -> ``embed_dim`` (256) + BN + ReLU; ``pool`` max.
-- Parts: for n in ``granularities`` (2..6), ``adaptive_{pool}_pool2d(F, (n, 1))`` (stripe rows as
-  in ``layers/parts.py``; heights not divisible by n give overlapping stripes), each part reduced
+- Parts: for n in ``granularities`` (2..6), the map cut into n horizontal stripes that partition
+  its rows (``stripes="partition"``, the paper's "equal segments": no row in two stripes; when n
+  does not divide the height the stripes differ by one row, the longer ones spread evenly, see
+  ``layers/parts.py``; ``"adaptive"`` is adaptive pooling, whose stripes overlap by one row
+  there), each stripe ``pool``-ed over its rows and columns and reduced
   to ``embed_dim`` by a 1x1 conv + BN + ReLU: one reducer per granularity (default) or one shared
   (``share_part_reducer``).
-- RFM for part i of granularity n: ``r = p + phi([p ; g])``, phi = 1x1 conv 2D -> D + BN + ReLU,
-  ONE phi for all parts of all granularities (the residual keeps the part, phi adds its relation
-  to the whole).
-- DFM branch 1: ``g_n = g + psi_n([g ; mean_i r_{n,i}])``, psi_n = Linear 2D -> D + BN + ReLU, one
+- RFM for part i of granularity n (``rfm``): ``"concat"`` (the paper's "concatenates the feature
+  vectors of the parts with the feature vector of the whole"): ``r = [p ; g]``, 2D wide;
+  ``"residual"`` (ours, before): ``r = p + phi([p ; g])``, phi = 1x1 conv 2D -> D + BN + ReLU, ONE
+  phi for all parts of all granularities, D wide. Below, R is r's width (2D or D).
+- DFM branch 1: ``g_n = g + psi_n([g ; mean_i r_{n,i}])``, psi_n = Linear D+R -> D + BN + ReLU, one
   per granularity. A classifier on each ``g_n`` and on each ``r_{n,i}``. Triplet features, one per
   granularity: ``cat(g_n, r_{n,1..n})`` (``triplet_feats="concat"``) or ``g_n`` (``"fused"``).
 - DFM branch 2 (``branch2``): the branch-1 fused descriptor ``cat_n g_n`` is projected to a
@@ -76,7 +80,7 @@ from reid_pipeline.models.layers.checks import (
     check_positive_int,
 )
 from reid_pipeline.models.layers.erasing import argmax_window_mask, resize_mask, window_extent
-from reid_pipeline.models.layers.parts import POOLS, horizontal_parts
+from reid_pipeline.models.layers.parts import POOLS, SPLITS, horizontal_parts
 from reid_pipeline.models.registry import register_model
 
 TEST_PARTS = ("fused", "rfm", "branch2", "global")
@@ -117,7 +121,9 @@ class DIMN(ReidModel):
     """DIMN, our design of the published description (``create_model("dimn", ...)``).
 
     Options (keyword-only; the module docstring says what each one changes): ``backbone``,
-    ``pretrained``, ``last_stride``; ``granularities`` (stripe counts, default 2..6);
+    ``pretrained``, ``last_stride``; ``granularities`` (stripe counts, default 2..6); ``stripes``
+    (``"partition"``: equal segments that never share a row, or ``"adaptive"``); ``rfm``
+    (``"concat"``: ``[p ; g]``, the paper's, or ``"residual"``: ``p + phi([p ; g])``);
     ``embed_dim`` (D, 256: global, part, RFM and fused width); ``pool`` (``"max"``/``"avg"`` for
     the global and part pooling); ``share_part_reducer`` (one part reducer for all granularities
     instead of one each); ``neck`` (``"bnneck"``/``"linear"``); ``triplet_feats``
@@ -137,6 +143,8 @@ class DIMN(ReidModel):
         pretrained: bool | str | Path = False,
         last_stride: int = 1,
         granularities: Sequence[int] = (2, 3, 4, 5, 6),
+        stripes: str = "partition",
+        rfm: str = "concat",
         embed_dim: int = 256,
         pool: str = "max",
         share_part_reducer: bool = False,
@@ -157,6 +165,8 @@ class DIMN(ReidModel):
         super().__init__()
         grans = check_int_list("granularities", granularities, distinct=True)
         check_choice("pool", pool, POOLS)
+        check_choice("stripes", stripes, SPLITS)
+        check_choice("rfm", rfm, ("concat", "residual"))
         check_choice("branch2_pool", branch2_pool, POOLS)
         check_choice("neck", neck, ("bnneck", "linear"))
         check_choice("triplet_feats", triplet_feats, ("concat", "fused"))
@@ -185,6 +195,7 @@ class DIMN(ReidModel):
 
         self.num_classes = num_classes
         self.granularities = grans
+        self.stripes, self.rfm_mode = stripes, rfm
         self.pool, self.branch2_pool, self.triplet_feats = pool, branch2_pool, triplet_feats
         self.branch2, self.saliency_supervision = branch2, saliency_supervision
         self.erase_height, self.erase_width, self.erase_at_test = (
@@ -202,10 +213,12 @@ class DIMN(ReidModel):
         self.part_reducers = nn.ModuleList(
             _conv_bn_relu(width, d) for _ in range(1 if share_part_reducer else n_gran)
         )
-        self.rfm = _conv_bn_relu(2 * d, d)  # phi
-        self.fusers = nn.ModuleList(_linear_bn_relu(2 * d, d) for _ in grans)  # psi_n
+        # phi (residual RFM only); R = the RFM output's width
+        self.rfm = _conv_bn_relu(2 * d, d) if rfm == "residual" else None
+        r_dim = d if rfm == "residual" else 2 * d
+        self.fusers = nn.ModuleList(_linear_bn_relu(d + r_dim, d) for _ in grans)  # psi_n
         self.fused_necks = nn.ModuleList(head(d, num_classes) for _ in grans)
-        self.part_necks = nn.ModuleList(head(d, num_classes) for _ in range(n_parts))
+        self.part_necks = nn.ModuleList(head(r_dim, num_classes) for _ in range(n_parts))
         if branch2:
             self.gate = nn.Linear(n_gran * d, width)
             nn.init.normal_(self.gate.weight, std=0.001)  # starts as a uniform 0.5 gate
@@ -218,21 +231,25 @@ class DIMN(ReidModel):
             self.branch2_neck = head(branch2_dim, num_classes)
             if saliency_supervision:
                 self.saliency_neck = head(width, num_classes)
-        rfm_dim = n_gran * d if test_rfm == "mean" else n_parts * d
+        rfm_dim = n_gran * r_dim if test_rfm == "mean" else n_parts * r_dim
         dims = {"fused": n_gran * d, "rfm": rfm_dim, "branch2": branch2_dim, "global": d}
         self.feat_dim = sum(dims[p] for p in parts)
 
     # ------------------------------------------------------------------ branches
     def _branch1(self, f: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
-        """-> g ``(B, D)``, fused ``[g_n (B, D)]``, RFM outputs ``(B, D, sum n)``."""
+        """-> g ``(B, D)``, fused ``[g_n (B, D)]``, RFM outputs ``(B, R, sum n)``."""
         g = self.global_reduce(_pool(f, self.pool)).flatten(1)  # (B, D)
-        pooled = [horizontal_parts(f, n, pool=self.pool)[..., None] for n in self.granularities]
+        pooled = [
+            horizontal_parts(f, n, pool=self.pool, split=self.stripes)[..., None]
+            for n in self.granularities
+        ]
         if len(self.part_reducers) == 1:
             p = self.part_reducers[0](torch.cat(pooled, dim=2))  # (B, D, sum n, 1)
         else:
             p = torch.cat([red(x) for red, x in zip(self.part_reducers, pooled, strict=True)], 2)
         g_map = g[:, :, None, None].expand(-1, -1, p.shape[2], 1)  # (B, D, sum n, 1)
-        r = (p + self.rfm(torch.cat([p, g_map], dim=1))).squeeze(3)  # (B, D, sum n)
+        pg = torch.cat([p, g_map], dim=1)  # (B, 2D, sum n, 1)
+        r = (pg if self.rfm is None else p + self.rfm(pg)).squeeze(3)  # (B, R, sum n)
         r_by_gran = torch.split(r, self.granularities, dim=2)  # [(B, D, n)]
         fused = [
             g + psi(torch.cat([g, r_n.mean(dim=2)], dim=1))  # (B, D)
@@ -286,7 +303,7 @@ class DIMN(ReidModel):
         if self.triplet_feats == "concat":
             r_by_gran = torch.split(r, self.granularities, dim=2)
             feats = [
-                torch.cat([g_n, r_n.flatten(1)], dim=1)  # (B, D * (n + 1))
+                torch.cat([g_n, r_n.flatten(1)], dim=1)  # (B, D + n * R)
                 for g_n, r_n in zip(fused, r_by_gran, strict=True)
             ]
         else:
@@ -321,11 +338,11 @@ class DIMN(ReidModel):
             elif part == "fused":
                 out += [bn for bn, _ in fused_heads] if after else fused
             elif part == "rfm":
-                rr = torch.stack([bn for bn, _ in part_heads], dim=2) if after else r  # (B, D, N)
+                rr = torch.stack([bn for bn, _ in part_heads], dim=2) if after else r  # (B, R, N)
                 if self.test_rfm == "mean":
                     out += [x.mean(dim=2) for x in torch.split(rr, self.granularities, dim=2)]
                 else:
-                    out.append(rr.transpose(1, 2).flatten(1))  # (B, N * D), part-major
+                    out.append(rr.transpose(1, 2).flatten(1))  # (B, N * R), part-major
             else:
                 assert b2 is not None  # guarded in __init__: "branch2" needs branch2=True
                 out.append(self.branch2_neck(b2[0])[0] if after else b2[0])  # (B, B2)
