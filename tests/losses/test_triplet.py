@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from reid_pipeline.losses import build_criterion
-from reid_pipeline.losses.functional import pairwise_distance
-from reid_pipeline.losses.triplet import TripletLoss, WeightedRegularizedTriplet
+from reid_pipeline.losses.functional import pairwise_distance, self_distance
+from reid_pipeline.losses.triplet import TripletLoss, WeightedRegularizedTriplet, hardest_pairs
 from reid_pipeline.models.base import ReidOutput
 
 # Four points on a line, two identities: a0=0, a1=1 (pid 0); b0=3, b1=5 (pid 1).
@@ -82,6 +82,13 @@ def test_hard_margin_hand_value() -> None:
     # d_ap / d_an per anchor: a0 1/3, a1 1/2, b0 2/2, b1 2/4 -> only b0 violates: 0.3 / 4.
     value = TripletLoss(margin=0.3)(out(LINE), LINE_PIDS)
     assert value.item() == pytest.approx(0.075, abs=1e-6)
+
+
+def test_hardest_pairs_hand_indices() -> None:
+    # a0: furthest positive a1, closest negative b0; b0: furthest positive b1, closest neg a1
+    pos, neg = hardest_pairs(self_distance(LINE), LINE_PIDS)
+    assert pos.tolist() == [1, 0, 3, 2]
+    assert neg.tolist() == [2, 2, 1, 1]
 
 
 def test_soft_margin_hand_value() -> None:

@@ -6,7 +6,7 @@ Reference: C. Szegedy et al., "Rethinking the Inception Architecture for Compute
 ``q = (1 - eps) * onehot(y) + eps / C`` and ``L = -sum_c q_c log p_c``, averaged over the batch.
 That is exactly ``torch.nn.functional.cross_entropy(..., label_smoothing=eps)``; ``epsilon=0``
 is the plain cross-entropy. Applied to every ``output.logits`` entry and summed (see
-``losses.functional``).
+``losses.functional``). Computed in float32 with autocast off.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reid_pipeline.losses.functional import check_branches, select_branches
+from reid_pipeline.losses.functional import check_branches, fp32, select_branches
 from reid_pipeline.losses.registry import register_loss
 from reid_pipeline.models.base import ReidOutput
 
@@ -37,6 +37,7 @@ class CrossEntropyLabelSmooth(nn.Module):
         self.epsilon = float(epsilon)
         self.branches = check_branches("ce", branches)
 
+    @fp32
     def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
         values: list[Tensor] = []
         for index, logits in select_branches("ce", "logits", output.logits, self.branches):

@@ -5,7 +5,7 @@ Known (abstract and figures): the loss pulls same-identity samples of the *other
 closer, using the top-K hardest (least similar) cross-modality positives as key instances, and
 auxiliary information from an earlier block supplements it.
 
-Ours (the paper's formula is not public; see ../shared/design/MODELS.md), with cosine
+Ours (the paper's formula is not public; see docs/models.md, WRIM-Net), with cosine
 similarities ``s`` of the L2-normalised projections and temperature ``t``: for a visible anchor i,
 ``P_i`` = infrared samples of the same pid, ``N_i`` = infrared samples of other pids,
 ``KI_i`` = the ``k`` positives with the LOWEST similarity (all of ``P_i`` when it has fewer),
@@ -19,7 +19,8 @@ auxiliary term is the same loss on ``extras[aux_key]`` (WRIM-Net: layer-3 projec
 ``aux_weight`` (default 0.5). Anchors with no cross-modality positive are skipped; a direction
 with no valid anchor contributes 0; a batch with none at all returns a zero that still carries a
 (zero) gradient to the projections, so mixed-precision scalers and DDP see every parameter used.
-An anchor without negatives contributes log(1) = 0 for each of its key instances.
+An anchor without negatives contributes log(1) = 0 for each of its key instances. Computed in
+float32 with autocast off and without host syncs (``losses/functional.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reid_pipeline.losses.functional import fp32, masked_mean
 from reid_pipeline.losses.registry import register_loss
 from reid_pipeline.models.base import ReidOutput
 
@@ -57,19 +59,38 @@ def key_instance_mask(sim: Tensor, pos: Tensor, k: int) -> Tensor:
     return chosen & pos
 
 
-def cmkic_loss(
-    z: Tensor, pids: Tensor, modality: Tensor, *, k: int = 2, temperature: float = 0.1
-) -> Tensor:
-    """``L_VI + L_IV`` on projections ``z`` (B, D); see the module docstring."""
+def _check_inputs(z: Tensor, pids: Tensor, modality: Tensor) -> None:
     if z.ndim != 2 or z.shape[0] != pids.shape[0] or modality.shape != pids.shape:
         raise ValueError(
             f"cmkic: expected projections (B, D) with pids and modality of shape (B,), got "
             f"{tuple(z.shape)}, {tuple(pids.shape)}, {tuple(modality.shape)}"
         )
+
+
+def _similarity(z: Tensor) -> tuple[Tensor, Tensor]:
+    """``(z_normalised (B, D), sim (B, B))`` in float32; call with autocast off."""
+    z = F.normalize(z.float(), dim=1)  # (B, D)
+    return z, z @ z.t()  # cosine similarities
+
+
+@fp32
+def cmkic_key_instances(z: Tensor, pids: Tensor, modality: Tensor, *, k: int = 2) -> Tensor:
+    """(B, B) bool: the key instances ``cmkic_loss`` picks for each anchor (row)."""
+    _check_inputs(z, pids, modality)
+    _, sim = _similarity(z)
+    pos, _ = cross_modality_masks(pids, modality)
+    return key_instance_mask(sim.detach(), pos, k)
+
+
+@fp32
+def cmkic_loss(
+    z: Tensor, pids: Tensor, modality: Tensor, *, k: int = 2, temperature: float = 0.1
+) -> Tensor:
+    """``L_VI + L_IV`` on projections ``z`` (B, D); see the module docstring."""
+    _check_inputs(z, pids, modality)
     if temperature <= 0:
         raise ValueError(f"cmkic: temperature must be > 0, got {temperature!r}")
-    z = F.normalize(z.float(), dim=1)  # (B, D)
-    sim = z @ z.t()  # (B, B) cosine
+    z, sim = _similarity(z)
     logits = sim / temperature  # (B, B)
     pos, neg = cross_modality_masks(pids, modality)
     key = key_instance_mask(sim.detach(), pos, k)  # (B, B)
@@ -78,12 +99,11 @@ def cmkic_loss(
     n_key = key.sum(dim=1)  # (B,)
     per_anchor = -(log_prob * key).sum(dim=1) / n_key.clamp(min=1)  # (B,)
     valid = n_key > 0  # (B,)
-    total = z.sum() * 0.0  # zero carrying a gradient
-    for m in (0, 1):  # L_VI (visible anchors), then L_IV (infrared anchors)
-        anchors = valid & (modality == m)
-        if bool(anchors.any()):
-            total = total + per_anchor[anchors].mean()
-    return total
+    # L_VI (visible anchors) + L_IV (infrared anchors); a direction without anchors gives a zero
+    # that still carries a (zero) gradient to z
+    return masked_mean(per_anchor, valid & (modality == 0)) + masked_mean(
+        per_anchor, valid & (modality == 1)
+    )
 
 
 @register_loss("cmkic")
@@ -138,6 +158,7 @@ class CMKICLoss(nn.Module):
         ]
         return torch.stack(losses).mean()
 
+    @fp32
     def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
         if modality is None:
             raise ValueError("cmkic is a cross-modality loss: pass modality (0 visible, 1 IR)")

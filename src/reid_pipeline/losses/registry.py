@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from reid_pipeline.losses.functional import fp32
 from reid_pipeline.models.base import ReidOutput
 
 # name -> module that registers it. Adding a loss = one line here.
@@ -68,7 +69,8 @@ def get_loss_factory(name: str) -> Callable[..., nn.Module]:
 class Criterion(nn.Module):
     """Weighted sum of losses. ``forward`` returns ``(total, {name: value})``.
 
-    Terms with the same name are keyed ``name``, ``name_1``, ... in the returned dict.
+    Terms with the same name are keyed ``name``, ``name_1``, ... in the returned dict. The sum
+    is computed in float32 with autocast off, as every loss is (``losses/functional.py``).
     """
 
     def __init__(self, terms: Sequence[tuple[str, float, nn.Module]]) -> None:
@@ -84,6 +86,7 @@ class Criterion(nn.Module):
         self.weights = [float(w) for _, w, _ in terms]
         self.terms = nn.ModuleList([m for _, _, m in terms])
 
+    @fp32
     def forward(
         self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:

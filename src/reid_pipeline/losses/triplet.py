@@ -7,7 +7,8 @@
   distance to a sample of another pid; mean over anchors. As in BoT's ``hard_example_mining`` the
   positives include the anchor itself (distance 0), so an anchor whose pid has one sample in the
   batch still pushes its negatives beyond the margin. Ours: anchors without any negative (a batch
-  of one pid) are left out of the mean (0 when there is none, with a graph).
+  of one pid) are left out of the mean (0 when there is none, with a graph). ``hardest_pairs``
+  returns the indices the mining picks.
 - ``wrt``: M. Ye, J. Shen, G. Lin, T. Xiang, L. Shao, S. C. H. Hoi, "Deep Learning for Person
   Re-identification: A Survey and Outlook" (AGW), TPAMI 2021, and its official code: per anchor,
   positives and negatives are weighted by a softmax over their distances (``w_p ∝ exp(d_ap)``
@@ -29,9 +30,12 @@ from torch import Tensor, nn
 
 from reid_pipeline.losses.functional import (
     DISTANCES,
+    as_float32,
     check_bool,
     check_branches,
     check_choice,
+    fp32,
+    masked_mean,
     pid_masks,
     select_branches,
     self_distance,
@@ -50,21 +54,42 @@ def _prepare(loss: str, index: int, feats: Tensor, pids: Tensor, normalize: bool
     return F.normalize(feats, dim=1) if normalize else feats
 
 
+def _mined(dist: Tensor, pids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(is_pos, is_neg, dist_pos, dist_neg)``: ``dist`` with the entries that are not
+    positives (negatives) of the row replaced by the lowest (highest) finite float, so a row max
+    (min) picks its hardest positive (negative). Finite fills: an anchor without negatives gives
+    finite values (masked out of the mean later), never inf - inf or 0 * inf."""
+    is_pos, is_neg = pid_masks(pids)
+    big = torch.finfo(dist.dtype).max
+    return is_pos, is_neg, dist.masked_fill(~is_pos, -big), dist.masked_fill(~is_neg, big)
+
+
+@fp32
+def hardest_pairs(dist: Tensor, pids: Tensor) -> tuple[Tensor, Tensor]:
+    """``(B,) x 2`` indices of each anchor's hardest positive and hardest negative (batch-hard
+    mining on a ``(B, B)`` distance matrix, the pairs ``batch_hard_triplet`` uses; the anchor
+    itself is a positive). An anchor without negatives gets an arbitrary negative index."""
+    dist = as_float32(dist)
+    _, _, dist_pos, dist_neg = _mined(dist, pids)
+    return dist_pos.argmax(dim=1), dist_neg.argmin(dim=1)
+
+
+@fp32
 def batch_hard_triplet(dist: Tensor, pids: Tensor, *, margin: float | None) -> Tensor:
     """Batch-hard triplet from a ``(B, B)`` distance matrix; ``margin=None`` -> soft margin."""
-    is_pos, is_neg = pid_masks(pids)
-    d_ap = dist.masked_fill(~is_pos, float("-inf")).amax(dim=1)  # (B,)
-    d_an = dist.masked_fill(~is_neg, float("inf")).amin(dim=1)  # (B,)
-    valid = is_neg.any(dim=1)  # (B,) anchors with a negative
-    diff = (d_ap - d_an)[valid]
-    if diff.numel() == 0:
-        return dist.sum() * 0.0
+    dist = as_float32(dist)
+    _, is_neg, dist_pos, dist_neg = _mined(dist, pids)
+    d_ap = dist_pos.amax(dim=1)  # (B,)
+    d_an = dist_neg.amin(dim=1)  # (B,)
+    diff = d_ap - d_an
     per_anchor = F.softplus(diff) if margin is None else F.relu(diff + margin)
-    return per_anchor.mean()
+    return masked_mean(per_anchor, is_neg.any(dim=1))  # anchors with a negative
 
 
+@fp32
 def weighted_regularized_triplet(dist: Tensor, pids: Tensor) -> Tensor:
     """AGW's weighted regularised triplet from a ``(B, B)`` distance matrix."""
+    dist = as_float32(dist)
     is_pos, is_neg = pid_masks(pids)
     pos, neg = is_pos.float(), is_neg.float()
     d_ap, d_an = dist * pos, dist * neg  # (B, B)
@@ -72,11 +97,8 @@ def weighted_regularized_triplet(dist: Tensor, pids: Tensor) -> Tensor:
     w_an = _softmax_weights(-d_an, neg)
     furthest_positive = (d_ap * w_ap).sum(dim=1)  # (B,)
     closest_negative = (d_an * w_an).sum(dim=1)  # (B,)
-    valid = is_neg.any(dim=1)
-    diff = (furthest_positive - closest_negative)[valid]
-    if diff.numel() == 0:
-        return dist.sum() * 0.0
-    return F.softplus(diff).mean()
+    diff = furthest_positive - closest_negative
+    return masked_mean(F.softplus(diff), is_neg.any(dim=1))
 
 
 def _softmax_weights(values: Tensor, mask: Tensor) -> Tensor:
@@ -121,6 +143,7 @@ class TripletLoss(nn.Module):
         self.distance = distance
         self.branches = check_branches("triplet", branches)
 
+    @fp32
     def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
         values: list[Tensor] = []
         for index, feats in select_branches("triplet", "feats", output.feats, self.branches):
@@ -152,6 +175,7 @@ class WeightedRegularizedTriplet(nn.Module):
         self.distance = distance
         self.branches = check_branches("wrt", branches)
 
+    @fp32
     def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
         values: list[Tensor] = []
         for index, feats in select_branches("wrt", "feats", output.feats, self.branches):
