@@ -107,74 +107,26 @@ cli.add_command(
 )
 
 
-def _viz_run(**kwargs: Any) -> None:
-    """Kedro-Viz's ``run``, then wait for its server process and stop it with this command:
-    SIGTERM or Ctrl-C to ``kedro viz run`` no longer leaves the server listening."""
-    from kedro_viz.launchers.cli import run as viz_run
+def stop_children_on_term() -> None:
+    """``kedro viz run`` serves from a child process and leaves it listening when the command
+    itself is stopped with SIGTERM (Kedro-Viz is a global Kedro command, which a project cannot
+    replace). This handler, installed when this module is loaded for ``kedro viz``, stops the
+    child processes first."""
+    import multiprocessing
 
-    viz_run.run.callback(**kwargs)
-    servers = [p for p in viz_run._VIZ_PROCESSES.values() if p.is_alive()]
+    def handler(signum: int, frame: Any) -> None:
+        children = multiprocessing.active_children()
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+        os._exit(128 + signum)
 
-    def stop(signum: int, frame: Any) -> None:
-        for proc in servers:
-            proc.terminate()
-        for proc in servers:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for proc in servers:
-        proc.join()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
-def _viz_run_command() -> click.Command:
-    from kedro_viz.launchers.cli.run import run as viz_run
-
-    return click.Command(
-        "run",
-        params=list(viz_run.params),
-        callback=_viz_run,
-        help=viz_run.help,
-        context_settings=viz_run.context_settings,
-    )
-
-
-viz_run_command = None  # built on first use (kedro-viz is imported only for `kedro viz`)
-
-
-def _lazy_viz_run() -> click.Command:
-    global viz_run_command  # noqa: PLW0603
-    if viz_run_command is None:
-        viz_run_command = _viz_run_command()
-    return viz_run_command
-
-
-try:
-    from kedro_viz.launchers.cli.lazy_default_group import LazyDefaultGroup
-
-    @cli.group(
-        name="viz",
-        cls=LazyDefaultGroup,
-        lazy_subcommands={
-            "run": "reid_pipeline.cli.viz_run_entry",
-            "deploy": "kedro_viz.launchers.cli.deploy.deploy",
-            "build": "kedro_viz.launchers.cli.build.build",
-        },
-        default="run",
-        default_if_no_args=True,
-    )
-    @click.pass_context
-    def viz(ctx: click.Context) -> None:
-        """Visualise a Kedro pipeline using Kedro viz (its server stops with this command)."""
-
-except ImportError:  # kedro-viz not installed: Kedro's own commands only
-    pass
-
-
-def __getattr__(name: str) -> Any:
-    if name == "viz_run_entry":
-        return _lazy_viz_run()
-    raise AttributeError(name)
+if os.path.basename(sys.argv[0]) == "kedro" and sys.argv[1:2] == ["viz"]:
+    stop_children_on_term()

@@ -57,9 +57,9 @@ class RunHooks:
             runlock.acquire(arch, run_id=run_id)
             self._locked.append(arch)
         inputs = pipeline.inputs()
-        if "run_id" in inputs:
-            catalog["run_id"] = run_id
         for arch in archs:
+            if f"{arch}.run_id" in inputs:
+                catalog[f"{arch}.run_id"] = run_id
             wanted = {f"{arch}.experiment", f"{arch}.dataset_config"} & inputs
             if wanted:
                 self._provide_settings(arch, catalog, wanted)

@@ -84,7 +84,7 @@ def test_the_template_runs_on_an_in_memory_catalog(
     catalog["params:datasets"] = _datasets()
     catalog["params:protocols"] = BASE["protocols"]
     catalog["params:recipe_override"] = {}
-    catalog["run_id"] = "run-under-test"
+    catalog["bot.run_id"] = "run-under-test"
     pipeline = create_train_pipeline(arch)
     outputs = SequentialRunner().run(pipeline, catalog)
     metrics = outputs[f"{arch}.metrics"]

@@ -25,8 +25,10 @@ from typing import Any
 
 import psutil
 import pytest
-from reid_pipeline.train_template.pipeline import ARCHITECTURES, create_train_pipeline
 from tests.kedro.conftest import ROOT, _copy_project
+
+from reid_pipeline.models import list_models
+from reid_pipeline.pipelines.train import create_train_pipeline
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACT = ROOT / "test-artifacts" / "kedro_viz_train_dimn.png"
@@ -174,7 +176,7 @@ def test_train_dimn_graph_shows_its_nodes(site: str, page: Any) -> None:
     assert ARTIFACT.stat().st_size > 20_000
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", list_models())
 def test_each_architecture_is_one_namespace_group(site: str, page: Any, arch: str) -> None:
     """Collapsed (the default view), ``train_<arch>`` is one box named ``<arch>`` with the files
     it writes around it, every one of them namespaced by ``<arch>``."""

@@ -13,8 +13,9 @@ from kedro.pipeline import Node, Pipeline, pipeline
 
 from reid_pipeline.pipelines.ingest.pipeline import ingest_template
 from reid_pipeline.pipelines.train import nodes
+from reid_pipeline.viz.stripes import declares_stripes
 
-#: inputs shared by every namespace: the run id the project's hooks provide for each run
+#: the run id the project's hooks provide for each run (``<arch>.run_id`` once namespaced)
 RUN_ID = "run_id"
 
 
@@ -23,6 +24,31 @@ def _bound(arch: str):
     bound = functools.partial(nodes.check_parameters, arch=arch)
     functools.update_wrapper(bound, nodes.check_parameters)
     return bound
+
+
+def _figures(arch: str) -> list[Node]:
+    """The papers' figures: Grad-CAM and t-SNE for every model, the stripes for a model that
+    declares them (a ``granularities`` option, ``viz.stripes.declares_stripes``)."""
+    q = "query_manifest"
+    out = [
+        Node(
+            nodes.plot_activation_maps,
+            ["weights", "model_spec", q, "embeddings", "experiment"],
+            "activation_maps",
+            name="plot_activation_maps",
+        ),
+        Node(nodes.plot_tsne, ["embeddings", "experiment"], "tsne", name="plot_tsne"),
+    ]
+    if declares_stripes(arch):
+        out.append(
+            Node(
+                nodes.plot_stripes,
+                ["weights", "model_spec", q, "experiment"],
+                "stripes",
+                name="plot_stripes",
+            )
+        )
+    return out
 
 
 def _template(arch: str) -> Pipeline:
@@ -100,6 +126,7 @@ def _template(arch: str) -> Pipeline:
             "cmc_curve",
             name="plot_cmc",
         ),
+        *_figures(arch),
     ]
     return Pipeline([check]) + ingest_template(dataset="dataset_config") + Pipeline(train)
 
@@ -109,7 +136,6 @@ def create_train_pipeline(arch: str) -> Pipeline:
     return pipeline(
         _template(arch),
         namespace=arch,
-        inputs={RUN_ID},
         parameters={
             "params:block": f"params:{arch}",
             "params:datasets": "params:datasets",
