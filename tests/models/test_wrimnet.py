@@ -111,6 +111,33 @@ def test_training_steps_lower_the_loss() -> None:
     assert losses[-1] < losses[0]
 
 
+def test_shared_stem_is_one_set_of_parameters_for_both_modalities() -> None:
+    shared, specific = _model(stem="shared"), _model(stem="specific")
+    assert not hasattr(shared.backbone, "stem_ir")
+    assert hasattr(specific.backbone, "stem_ir")
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    stem = sum(p.numel() for p in specific.backbone.stem_ir.parameters())
+    assert n(specific) - n(shared) == stem == 64 * 3 * 7 * 7 + 2 * 64
+    # the MIIMs of stages 1 and 2 stay modality-specific with either stem
+    assert isinstance(shared.miims[0], ModalitySpecific)
+    # shared: an image's embedding does not depend on the modality label beyond the MIIMs;
+    # with the MIIMs off, the label changes nothing at all
+    plain = _model(stem="shared", miim_stages=[], specific_stages=[]).eval()
+    images, _, modality = _batch()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            plain(images, modality=modality), plain(images, modality=1 - modality)
+        )
+    two = _model(stem="specific", miim_stages=[], specific_stages=[]).eval()
+    torch.nn.init.normal_(two.backbone.stem_ir[0].weight)  # the copies start equal
+    with torch.no_grad():
+        assert not torch.allclose(
+            two(images, modality=modality), two(images, modality=1 - modality)
+        )
+    with pytest.raises(ValueError, match="stem must be one of"):
+        _model(stem="two")
+
+
 def test_ablation_switches() -> None:
     baseline = _model(miim_stages=(), specific_stages=(), aux_head=False)
     assert all(isinstance(m, torch.nn.Identity) for m in baseline.miims)

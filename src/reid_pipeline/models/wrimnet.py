@@ -10,8 +10,10 @@ Known (abstract, figures and a public printout of the real model; docs/models.md
   ``Linear(C, C) + BN + ReLU + Linear(C, 128)`` for the contrastive loss (``losses/cmkic.py``).
 
 Ours (each a parameter):
-- the trunk is the cross-modality baseline's ``TwoStreamResNet`` (one stem per modality, shared
-  layer1-4), as for the AGW baseline WRIM-Net is compared with;
+- the stem (``stem``): ``"shared"`` follows the paper ("apart from separate MIIM, all other
+  network parameters are shared": one ResNet for both modalities; the ``paper`` recipe);
+  ``"specific"`` (the default, kept for the CPU recipe) is the cross-modality AGW baseline's
+  ``TwoStreamResNet`` (one stem per modality, shared layer1-4);
 - the projection reads the pre-BN pooled feature (``proj_input="pre_bn"``; ``"post_bn"`` reads the
   BNNeck output);
 - the test embedding is the post-BN layer-4 feature, concatenated with the post-BN layer-3 feature
@@ -35,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from reid_pipeline.models.base import ReidModel, ReidOutput
-from reid_pipeline.models.layers.backbone import TwoStreamResNet
+from reid_pipeline.models.layers.backbone import build_backbone
 from reid_pipeline.models.layers.bnneck import BNNeck
 from reid_pipeline.models.layers.checks import (
     check_bool,
@@ -46,6 +48,9 @@ from reid_pipeline.models.layers.checks import (
 from reid_pipeline.models.layers.miim import MIIM, ModalitySpecific, derive_miim_specs
 from reid_pipeline.models.layers.routing import ModalitySplit
 from reid_pipeline.models.registry import register_model
+
+#: ``shared``: one stem for both modalities (the paper); ``specific``: one per modality (AGW)
+STEMS = ("shared", "specific")
 
 
 class ContrastiveHead(nn.Module):
@@ -82,6 +87,8 @@ class WRIMNet(ReidModel):
         backbone: ``resnet18``, ``resnet34``, ``resnet50`` (the paper's) or ``resnet101``.
         pretrained: ``False``, ``"imagenet"`` or a path to a local weights file for the trunk.
         last_stride: stride of layer4's first block, 1 (the paper's) or 2.
+        stem: ``"shared"`` (one stem for both modalities, the paper's statement) or
+            ``"specific"`` (a visible and an infrared stem, as the AGW baseline).
         input_size: (height, width) the MIIMs are sized for (the paper's 384 x 128); other
             sizes still run (the token grid follows the input), this fixes (r, s) and the
             ``max_tokens`` budget.
@@ -107,6 +114,7 @@ class WRIMNet(ReidModel):
         backbone: str = "resnet50",
         pretrained: bool | str | Path = False,
         last_stride: int = 1,
+        stem: str = "specific",
         input_size: Sequence[int] = (384, 128),
         reductions: Sequence[int] = (2, 2, 4, 4),
         num_heads: int = 8,
@@ -137,7 +145,11 @@ class WRIMNet(ReidModel):
         if test_concat_layer3 and not aux_head:
             raise ValueError("test_concat_layer3 needs aux_head=True (the layer-3 BNNeck)")
         self.num_classes = num_classes
-        self.backbone = TwoStreamResNet(backbone, pretrained=pretrained, last_stride=last_stride)
+        check_choice("stem", stem, STEMS)
+        self.stem = stem
+        self.backbone = build_backbone(
+            backbone, pretrained=pretrained, last_stride=last_stride, two_stream=stem == "specific"
+        )
         channels = self.backbone.out_channels
         self.miim_specs = derive_miim_specs(
             channels,
