@@ -23,6 +23,9 @@ from reid_pipeline.experiment.run import (
 )
 from reid_pipeline.viz import run as figures
 from reid_pipeline.viz.curves import plot_training_curves
+from reid_pipeline.viz.gradcam import activation_maps_figure
+from reid_pipeline.viz.stripes import stripes_figure
+from reid_pipeline.viz.tsne import tsne_figure
 
 Embeddings = dict[str, torch.Tensor]
 #: dataset formats of your own images, where pid 0 is a person (not a distractor)
@@ -164,6 +167,51 @@ def plot_embedding_map(embeddings: Embeddings, experiment: Experiment) -> Figure
         seed=experiment.recipe.seed,
         title=f"{experiment.arch}: test embeddings (PCA), colour = identity",
         benchmark=experiment.dataset.name not in CUSTOM_FORMATS,
+    )
+
+
+def plot_activation_maps(
+    weights: dict[str, torch.Tensor],
+    spec: dict[str, Any],
+    query_manifest: pd.DataFrame,
+    embeddings: Embeddings,
+    experiment: Experiment,
+) -> Figure:
+    """Grad-CAM of a few test persons (docs/figures.md)."""
+    size = experiment.recipe.input
+    return activation_maps_figure(
+        rebuild_model(spec, weights),
+        frame_to_records(query_manifest),
+        embeddings,
+        image_size=(size.height, size.width),
+        benchmark=experiment.dataset.name not in CUSTOM_FORMATS,
+        title=f"{experiment.arch}: where the model looks (Grad-CAM)",
+    )
+
+
+def plot_tsne(embeddings: Embeddings, experiment: Experiment) -> Figure:
+    return tsne_figure(
+        embeddings,
+        seed=experiment.recipe.seed,
+        title=f"{experiment.arch}: t-SNE of the test embeddings",
+        benchmark=experiment.dataset.name not in CUSTOM_FORMATS,
+    )
+
+
+def plot_stripes(
+    weights: dict[str, torch.Tensor],
+    spec: dict[str, Any],
+    query_manifest: pd.DataFrame,
+    experiment: Experiment,
+) -> Figure:
+    """The model's horizontal stripes over two test persons (models with ``granularities``)."""
+    size = experiment.recipe.input
+    return stripes_figure(
+        rebuild_model(spec, weights),
+        frame_to_records(query_manifest),
+        image_size=(size.height, size.width),
+        benchmark=experiment.dataset.name not in CUSTOM_FORMATS,
+        title=f"{experiment.arch}: horizontal stripes",
     )
 
 
