@@ -15,6 +15,12 @@ that group ready for ``torch.optim.SGD``: plain SGD on the raw gradient of ``wei
 ``lr = centers_lr / weight`` is exactly BoT's update. Keep the group out of learning-rate
 schedules, weight decay and gradient clipping (BoT does), and under DDP all-reduce (average) the
 centres' gradients like the model's, since the criterion is not wrapped by DDP.
+
+Pids out of ``[0, num_classes)`` (a ``num_classes`` that does not match the data) are reported
+with a message on the loss's first call, and on every call with ``REID_LOSS_CHECKS=1``; that
+check reads the pids on the host, so later calls skip it and instead return NaN for a batch with
+such a pid (the training loop stops on a non-finite loss) rather than index a wrong centre.
+Computed in float32 with autocast off (``losses/functional.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from reid_pipeline.losses.functional import check_branches, select_branches
+from reid_pipeline.losses.functional import (
+    as_float32,
+    check_branches,
+    checks_every_call,
+    fp32,
+    select_branches,
+)
 from reid_pipeline.losses.registry import Criterion, register_loss
 from reid_pipeline.models.base import ReidOutput
 
@@ -85,6 +97,7 @@ class CenterLoss(nn.Module):
         self.centers = nn.ParameterList(
             [nn.Parameter(torch.randn(num_classes, int(feat_dims[b]))) for b in used]
         )
+        self._pids_checked = False  # the host-side pid range check ran once
 
     @property
     def optim_options(self) -> dict[str, Any]:
@@ -97,6 +110,7 @@ class CenterLoss(nn.Module):
             "weighted": False,  # the update ignores the loss weight (BoT)
         }
 
+    @fp32
     def forward(self, output: ReidOutput, pids: Tensor, modality: Tensor | None = None) -> Tensor:
         feats_list = output.feats
         if self.branches is None and len(feats_list) != len(self.centers):
@@ -104,11 +118,11 @@ class CenterLoss(nn.Module):
                 f"center: the model output has {len(feats_list)} feats but the loss was built for "
                 f"{len(self.centers)} (feat_dims)"
             )
-        if pids.numel() and (int(pids.min()) < 0 or int(pids.max()) >= self.num_classes):
-            raise ValueError(
-                f"center: pids must be in [0, num_classes={self.num_classes}), got "
-                f"[{int(pids.min())}, {int(pids.max())}]"
-            )
+        if not self._pids_checked or checks_every_call():
+            self._check_pids(pids)
+        # sync-free guard for later calls: clamp the index, NaN the loss on an out-of-range pid
+        in_range = ((pids >= 0) & (pids < self.num_classes)).all()
+        safe_pids = pids.clamp(0, self.num_classes - 1)
         values: list[Tensor] = []
         for index, feats in select_branches("center", "feats", feats_list, self.branches):
             centers = self.centers[self._slot[index]]
@@ -117,9 +131,19 @@ class CenterLoss(nn.Module):
                     f"center: feats[{index}] has shape {tuple(feats.shape)}, expected "
                     f"({pids.shape[0]}, {centers.shape[1]})"
                 )
-            diff = feats.float() - centers[pids]  # (B, D)
+            diff = feats.float() - as_float32(centers)[safe_pids]  # (B, D)
             values.append(diff.pow(2).sum(dim=1).mean())
-        return torch.stack(values).sum()
+        total = torch.stack(values).sum()
+        return torch.where(in_range, total, float("nan"))
+
+    def _check_pids(self, pids: Tensor) -> None:
+        """Pids in ``[0, num_classes)``; one host sync (two more only to word the error)."""
+        if pids.numel() and not bool(((pids >= 0) & (pids < self.num_classes)).all()):
+            raise ValueError(
+                f"center: pids must be in [0, num_classes={self.num_classes}), got "
+                f"[{int(pids.min())}, {int(pids.max())}]"
+            )
+        self._pids_checked = True
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, centers_lr={self.centers_lr}"
