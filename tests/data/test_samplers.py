@@ -225,3 +225,55 @@ def test_cross_modality_errors() -> None:
         CrossModalitySampler(pids, [0, 1] * 3, p=2, k=1, chunks="all")
     with pytest.raises(SamplerConfigError, match="pids must be a non-empty 1-D"):
         PKSampler([0.5, 1.5], p=2, k=1)
+
+
+# --------------------------------------------------------------------------- epoch="identities"
+
+
+def test_identity_epoch_is_one_pass_over_the_identities_market_sized() -> None:
+    """751 identities (Market-1501's training split, 12,936 images), p=32, k=4: the official PMM
+    sampler's 751 x 4 images in batches of 128 with drop_last = 23 batches."""
+    rng = np.random.default_rng(0)
+    counts = list(rng.integers(4, 35, size=751))
+    pids = shuffled_pids(counts)
+    images = PKSampler(pids, p=32, k=4)
+    ids = PKSampler(pids, p=32, k=4, epoch="identities")
+    assert len(ids) // ids.batch_size == ids.num_batches == 751 * 4 // 128 == 23
+    assert images.num_batches > 3 * ids.num_batches  # the image epoch is ~4x longer
+    plan = check_sampler_feasible(pids, p=32, k=4, epoch="identities")
+    assert plan.num_batches == 23
+    for epoch in (0, 1):
+        ids.set_epoch(epoch)
+        batches = batches_of(ids)
+        per_identity = Counter(pids[batches.reshape(-1)].tolist())
+        # no identity twice in an epoch; 751 - 23 * 32 = 15 left out
+        assert set(per_identity.values()) == {4}
+        assert len(per_identity) == 23 * 32
+        for batch in batches:
+            assert len(set(pids[batch].tolist())) == 32
+            assert len(set(batch.tolist())) == 128  # k distinct images when an identity has k
+
+
+@pytest.mark.parametrize(("num_ids", "p"), [(10, 2), (11, 2), (9, 4), (40, 8)])
+def test_identity_epoch_length_is_floor_of_identities_over_p(num_ids: int, p: int) -> None:
+    pids = shuffled_pids([3 + i % 5 for i in range(num_ids)])
+    sampler = PKSampler(pids, p=p, k=2, epoch="identities")
+    assert sampler.num_batches == num_ids // p
+    two = PKSampler(pids, p=p, k=2, epoch="identities", num_replicas=2, rank=1)
+    assert two.num_batches == num_ids // p // 2
+
+
+def test_identity_epoch_cross_modality_and_bad_value() -> None:
+    pids = np.repeat(np.arange(6), 8)
+    modality = np.tile([0, 0, 0, 0, 1, 1, 1, 1], 6)
+    sampler = CrossModalitySampler(pids, modality, p=2, k=2, epoch="identities")
+    assert sampler.num_batches == 3
+    with pytest.raises(SamplerConfigError, match="epoch must be one of"):
+        PKSampler(pids, p=2, k=2, epoch="batches")
+
+
+def test_image_epoch_is_unchanged_by_the_option() -> None:
+    pids = shuffled_pids([5, 9, 4, 12, 7, 3])
+    default = PKSampler(pids, p=2, k=2, seed=3)
+    explicit = PKSampler(pids, p=2, k=2, seed=3, epoch="images")
+    assert list(default) == list(explicit)

@@ -16,6 +16,11 @@ How an epoch is drawn (ours; the toolboxes' samplers have a random, only estimat
    every image of both modalities is seen each epoch, the smaller side is cycled through fresh
    permutations) or ``min(...) // k`` (``chunks="min"``: nothing repeats unless ``n < k``), at
    least one.
+   ``epoch="identities"`` (the official PMM / BFE ``RandomIdentitySampler``'s epoch, one pass over
+   the identities): every identity gets exactly one chunk, so an epoch has
+   ``floor(identities / p)`` batches (751 Market-1501 identities, p = 32: 23 batches of 128, the
+   official loader's ``751 * 4 // 128`` with ``drop_last``); the identities left over are a
+   random draw, as the official sampler's last partial batch is dropped.
 2. The number of batches is the largest ``B`` with ``sum_i min(c_i, B) >= p * B`` (a batch needs
    ``p`` distinct identities): it depends only on the counts, so ``len()`` is exact and equal on
    every rank. Surplus chunks are dropped at random.
@@ -38,6 +43,16 @@ from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
+
+#: what one epoch is: chunks of k over all images of every identity, or one chunk per identity
+EPOCHS = ("images", "identities")
+
+
+def chunk_counts(counts: np.ndarray, k: int, epoch: str) -> np.ndarray:
+    """Chunks of ``k`` per identity in one epoch, given its image count (module docstring)."""
+    if epoch == "identities":
+        return np.ones(len(counts), dtype=np.int64)
+    return np.maximum(1, counts // k)
 
 
 class SamplerConfigError(ValueError):
@@ -191,6 +206,7 @@ def check_sampler_feasible(
     num_replicas: int = 1,
     allow_repeats: bool = True,
     chunks: str = "max",
+    epoch: str = "images",
 ) -> SamplerPlan:
     """Check a P x K configuration against the data before training; raise ``SamplerConfigError``.
 
@@ -200,7 +216,8 @@ def check_sampler_feasible(
     identities than ``p``, ``k`` larger than the images of every identity (every group of ``k``
     would be one identity's images repeated), with ``allow_repeats=False`` ``k`` larger than the
     images of any identity, and fewer batches per epoch than ``num_replicas``.
-    Returns the epoch's plan (per rank).
+    ``epoch``: ``"images"`` (chunks of ``k`` over every identity's images) or ``"identities"`` (one
+    chunk per identity). Returns the epoch's plan (per rank).
     """
     cross = modality is not None
     owner = "CrossModalitySampler" if cross else "PKSampler"
@@ -241,7 +258,9 @@ def check_sampler_feasible(
             f"{', counting the smaller modality' if cross else ''}); lower k or allow repeats "
             "(those identities are then completed by drawing their images again)"
         )
-    total = max_batches(np.maximum(1, counts // k), p)
+    if epoch not in EPOCHS:
+        raise SamplerConfigError(f"{owner}: epoch must be one of {list(EPOCHS)}, got {epoch!r}")
+    total = max_batches(chunk_counts(counts, k, epoch), p)
     if total < replicas:
         raise SamplerConfigError(
             f"{owner}: the data gives {total} batch(es) of p={p} x k={k} per epoch, fewer than "
@@ -326,15 +345,18 @@ class PKSampler(_IdentitySampler):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        epoch: str = "images",
     ) -> None:
         _check_ddp("PKSampler", num_replicas, rank)
-        plan = check_sampler_feasible(pids, p=p, k=k, num_replicas=num_replicas)
+        plan = check_sampler_feasible(pids, p=p, k=k, num_replicas=num_replicas, epoch=epoch)
         super().__init__(p=p, k=k, seed=seed, num_replicas=num_replicas, rank=rank)
         pid_arr = np.asarray(pids, dtype=np.int64)
         order = np.argsort(pid_arr, kind="stable")
         uniq, starts = np.unique(pid_arr[order], return_index=True)
         self._groups = [(g,) for g in np.split(order, starts[1:])]
-        self._chunk_counts = np.array([max(1, len(g[0]) // k) for g in self._groups])
+        sizes = np.array([len(g[0]) for g in self._groups])
+        self._chunk_counts = chunk_counts(sizes, k, epoch)
+        self.epoch_mode = epoch
         self.identities = uniq  # the pids that take part
         self.plan = plan
 
@@ -365,10 +387,17 @@ class CrossModalitySampler(_IdentitySampler):
         num_replicas: int = 1,
         rank: int = 0,
         chunks: str = "max",
+        epoch: str = "images",
     ) -> None:
         _check_ddp("CrossModalitySampler", num_replicas, rank)
         plan = check_sampler_feasible(
-            pids, p=p, k=k, modality=modality, num_replicas=num_replicas, chunks=chunks
+            pids,
+            p=p,
+            k=k,
+            modality=modality,
+            num_replicas=num_replicas,
+            chunks=chunks,
+            epoch=epoch,
         )
         super().__init__(p=p, k=k, seed=seed, num_replicas=num_replicas, rank=rank)
         pid_arr = np.asarray(pids, dtype=np.int64)
@@ -384,7 +413,9 @@ class CrossModalitySampler(_IdentitySampler):
                 counts.append(max(1, n // k))
                 kept.append(q)
         self._groups = groups
-        self._chunk_counts = np.array(counts)
+        one_each = np.ones(len(counts), dtype=np.int64)
+        self._chunk_counts = one_each if epoch == "identities" else np.array(counts)
+        self.epoch_mode = epoch
         self.identities = np.array(kept)  # pids with both modalities
         self.chunks = chunks
         self.plan = plan

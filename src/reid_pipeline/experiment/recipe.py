@@ -32,6 +32,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -69,11 +70,23 @@ class InputSpec(_Section):
 
 
 class SamplerSpec(_Section):
-    """P identities x K images per batch; ``batch_size`` may replace ``p``."""
+    """P identities x K images per batch; ``batch_size`` may replace ``p``. ``epoch``: ``images``
+    (every identity's images in chunks of K) or ``identities`` (one chunk per identity, the
+    official PMM sampler's epoch; ``data/samplers.py``)."""
 
     k: PositiveInt
     p: PositiveInt | None = None
     batch_size: PositiveInt | None = None
+    epoch: Literal["images", "identities"] = "images"
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # the default epoch is left out, so recipes that do not set it keep their checkpoint
+        # fingerprint (training_fingerprint digests this dump)
+        data = handler(self)
+        if data.get("epoch") == "images":
+            del data["epoch"]
+        return data
 
     @model_validator(mode="after")
     def _pk(self) -> SamplerSpec:
@@ -153,6 +166,9 @@ class EvaluationSpec(_Section):
     rank_list_queries: NonNegativeInt = 6
     rank_list_topk: PositiveInt = 10
     max_rank: PositiveInt = 50
+    #: AP summed over the first N ranks only (divided by all matches), as the official PMM
+    #: evaluator (N = 50); None: the full-list AP (docs/evaluation.md)
+    map_max_rank: PositiveInt | None = None
 
 
 class Recipe(_Section):

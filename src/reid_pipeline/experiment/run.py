@@ -154,10 +154,13 @@ def train_from_records(
     # under torchrun every rank samples a disjoint share of each epoch's batches
     shard = {"num_replicas": get_world_size(), "rank": get_rank()}
     p, k = recipe.sampler.identities, recipe.sampler.k
+    epoch = recipe.sampler.epoch
     if cross:
-        sampler: Any = CrossModalitySampler(pids, modality, p=p, k=k, seed=recipe.seed, **shard)
+        sampler: Any = CrossModalitySampler(
+            pids, modality, p=p, k=k, seed=recipe.seed, epoch=epoch, **shard
+        )
     else:
-        sampler = PKSampler(pids, p=p, k=k, seed=recipe.seed, **shard)
+        sampler = PKSampler(pids, p=p, k=k, seed=recipe.seed, epoch=epoch, **shard)
     workers = recipe.loader.num_workers
     loader = build_loader(
         dataset,
@@ -282,6 +285,7 @@ def evaluate_embeddings(
         metric=evaluation.metric,
         rerank=evaluation.rerank,
         max_rank=evaluation.max_rank,
+        map_max_rank=evaluation.map_max_rank,
         **experiment.protocol,
     )
     logger.info("%s on %s:\n%s", experiment.arch, info["dataset"], result.table())
