@@ -87,8 +87,11 @@ def rank_block(
     *,
     remove_same_camera: bool,
     unique_id_cmc: bool,
+    ap_max_rank: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-query (num relevant, AP, INP, first-match rank) of one (B, G) distance block."""
+    """Per-query (num relevant, AP, INP, first-match rank) of one (B, G) distance block.
+    ``ap_max_rank``: AP sums the precision of the relevant items ranked up to it only (still
+    divided by all relevant items), as the official PMM evaluator's mAP@50."""
     b = dist.shape[0]
     rep, gidx, excluded = _same_pid_pairs(q_pids, q_camids, gal, remove_same_camera)
     pos_row, pos_col = rep[~excluded], gidx[~excluded]
@@ -107,7 +110,12 @@ def rank_block(
     else:
         r_row, r_rank, before = _sparse(dist, keep, q_pids=q_pids, gal=gal, pairs=pairs)
     return _metrics(
-        npos, (r_row, r_rank), negatives_before=before, gal=gal, unique_id_cmc=unique_id_cmc
+        npos,
+        (r_row, r_rank),
+        negatives_before=before,
+        gal=gal,
+        unique_id_cmc=unique_id_cmc,
+        ap_max_rank=ap_max_rank,
     )
 
 
@@ -190,6 +198,7 @@ def _metrics(
     negatives_before: object,
     gal: GalleryIndex,
     unique_id_cmc: bool,
+    ap_max_rank: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """AP, INP and first-match rank from the (row, rank) of every relevant item, sorted."""
     b = len(npos)
@@ -199,7 +208,10 @@ def _metrics(
     first_idx = np.flatnonzero(np.concatenate(([True], change)))  # first hit of each row
     last_idx = np.flatnonzero(np.concatenate((change, [True])))  # last hit of each row
     k = np.arange(1, len(r_row) + 1) - np.repeat(first_idx, np.diff([*first_idx, len(r_row)]))
-    ap = np.bincount(r_row, weights=k / r_rank, minlength=b)
+    precision = k / r_rank
+    if ap_max_rank is not None:  # only the relevant items within the first ap_max_rank ranks
+        precision = np.where(r_rank <= ap_max_rank, precision, 0.0)
+    ap = np.bincount(r_row, weights=precision, minlength=b)
     ap[nonzero] /= npos[nonzero]
     inp = np.zeros(b)
     inp[r_row[last_idx]] = npos[r_row[last_idx]] / r_rank[last_idx]

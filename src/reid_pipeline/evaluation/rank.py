@@ -141,6 +141,19 @@ def check_max_rank(max_rank: Any) -> int:
     return int(max_rank)
 
 
+def check_map_max_rank(map_max_rank: Any) -> int | None:
+    """None (AP over the whole ranked list) or the rank the AP sum stops at (an int >= 1)."""
+    if map_max_rank is None:
+        return None
+    if (
+        isinstance(map_max_rank, bool)
+        or not isinstance(map_max_rank, int | np.integer)
+        or map_max_rank < 1
+    ):
+        raise ValueError(f"map_max_rank must be None or an integer >= 1, got {map_max_rank!r}")
+    return int(map_max_rank)
+
+
 def _check_chunk(chunk_size: Any) -> int | None:
     if chunk_size is None:
         return None
@@ -183,8 +196,10 @@ class _Ranker:
         remove_same_camera: bool,
         excluded_cameras: dict[int, np.ndarray],
         unique_id_cmc: bool,
+        map_max_rank: int | None = None,
     ) -> None:
         self.q_pids, self.q_camids = q_pids, q_camids
+        self.map_max_rank = map_max_rank
         self.max_rank, self.unique_id_cmc = max_rank, unique_id_cmc
         self.remove_same_camera = remove_same_camera
         nq = len(q_pids)
@@ -230,6 +245,7 @@ class _Ranker:
                     gal,
                     remove_same_camera=self.remove_same_camera,
                     unique_id_cmc=self.unique_id_cmc,
+                    ap_max_rank=self.map_max_rank,
                 )
                 self.npos[r], self.ap[r], self.inp[r], self.first[r] = npos, ap, inp, first
 
@@ -307,6 +323,7 @@ def _ranker(
         remove_same_camera=bool(options["remove_same_camera"]),
         excluded_cameras=_check_excluded(options["excluded_cameras"]),
         unique_id_cmc=bool(options["unique_id_cmc"]),
+        map_max_rank=check_map_max_rank(options.get("map_max_rank")),
     )
 
 
@@ -322,6 +339,7 @@ def evaluate_rank(  # noqa: PLR0917 - the field's positional signature (torchrei
     remove_same_camera: bool = True,
     excluded_cameras: Mapping[int, Iterable[int]] | None = None,
     unique_id_cmc: bool = False,
+    map_max_rank: int | None = None,
 ) -> RankResult:
     """CMC / mAP / mINP of a (Q, G) distance matrix (numpy array or torch tensor).
 
@@ -329,6 +347,9 @@ def evaluate_rank(  # noqa: PLR0917 - the field's positional signature (torchrei
     ``remove_same_camera``: drop gallery items with the query's pid and camid (the standard rule).
     ``excluded_cameras``: ``{query camid: gallery camids}`` removed for those queries, any pid.
     ``unique_id_cmc``: CMC over the list with only the best-ranked image of each identity.
+    ``map_max_rank``: each AP sums the precision at the relevant items ranked within the first
+    ``map_max_rank`` places only, divided by all the query's relevant items (the official PMM
+    evaluator's mAP with 50); None (default) is the standard full-list AP. mINP is unaffected.
     Raises ValueError naming the argument for bad shapes, lengths, NaN / inf or ``max_rank < 1``,
     and when no query has a match (with the usual causes).
     """
@@ -342,6 +363,7 @@ def evaluate_rank(  # noqa: PLR0917 - the field's positional signature (torchrei
             "remove_same_camera": remove_same_camera,
             "excluded_cameras": excluded_cameras,
             "unique_id_cmc": unique_id_cmc,
+            "map_max_rank": map_max_rank,
         },
         rows_name="distmat (rows = queries)",
         cols_name="distmat (columns = gallery)",
@@ -368,6 +390,7 @@ def evaluate_from_features(  # noqa: PLR0917 - mirrors evaluate_rank's positiona
     unique_id_cmc: bool = False,
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
+    map_max_rank: int | None = None,
 ) -> RankResult:
     """``evaluate_rank`` of ``distance(q_feats, g_feats)`` without ever holding the Q x G matrix.
 
@@ -391,6 +414,7 @@ def evaluate_from_features(  # noqa: PLR0917 - mirrors evaluate_rank's positiona
             "remove_same_camera": remove_same_camera,
             "excluded_cameras": excluded_cameras,
             "unique_id_cmc": unique_id_cmc,
+            "map_max_rank": map_max_rank,
         },
         rows_name="q_feats (rows = queries)",
         cols_name="g_feats (rows = gallery)",

@@ -83,6 +83,7 @@ def evaluate_protocol(  # noqa: PLR0917 - (dataset, features, records, info) as 
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
     max_rank: int = 50,
+    map_max_rank: int | None = None,
     **protocol_options: Any,
 ) -> ProtocolResult:
     """Evaluate embeddings with ``dataset``'s protocol.
@@ -92,6 +93,8 @@ def evaluate_protocol(  # noqa: PLR0917 - (dataset, features, records, info) as 
     ``sysu_mm01``). ``q_feats`` / ``g_feats``: one row per query / gallery record. ``info``: the
     loader's ``Splits.info``. ``metric``: ``cosine`` / ``euclidean`` / ``inner_product``.
     ``rerank``: k-reciprocal re-ranking (``rerank_options``: ``k1``, ``k2``, ``lambda_value``).
+    ``map_max_rank``: AP summed over the first N ranks only (the official PMM evaluator's 50;
+    None: the standard full-list AP).
     ``protocol_options`` go to the protocol (SYSU-MM01: ``modes``, ``shots``, ``sampler``,
     ``perm_path``, ``trials``; RegDB: ``directions``; LLCM: ``variant``, ``directions``,
     ``trials``; manifest / folders: ``directions``); unknown ones are refused by name.
@@ -101,6 +104,7 @@ def evaluate_protocol(  # noqa: PLR0917 - (dataset, features, records, info) as 
         "rerank": rerank,
         "rerank_options": rerank_options,
         "max_rank": max_rank,
+        "map_max_rank": map_max_rank,
     }
     RankOptions.build(**common)  # fail early, before any work
     protocol = get_protocol(dataset)

@@ -27,11 +27,16 @@ import pandas as pd
 
 from reid_pipeline.data.records import Record, frame_to_records
 from reid_pipeline.evaluation.distance import Metric, check_metric, take_rows
-from reid_pipeline.evaluation.rank import RankResult, check_max_rank, evaluate_from_features
+from reid_pipeline.evaluation.rank import (
+    RankResult,
+    check_map_max_rank,
+    check_max_rank,
+    evaluate_from_features,
+)
 
 METRIC_KEYS: tuple[str, ...] = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 #: the keyword arguments every protocol takes besides ``info`` and its own options
-COMMON_OPTIONS: tuple[str, ...] = ("metric", "rerank", "rerank_options", "max_rank")
+COMMON_OPTIONS: tuple[str, ...] = ("metric", "rerank", "rerank_options", "max_rank", "map_max_rank")
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,13 +184,17 @@ class RankOptions:
     rerank: bool = False
     rerank_options: Mapping[str, Any] | None = None
     max_rank: int = 50
+    map_max_rank: int | None = None
 
     def info(self) -> dict[str, Any]:
-        return {
+        info = {
             "metric": self.metric,
             "rerank": self.rerank,
             "rerank_options": dict(self.rerank_options or {}),
         }
+        if self.map_max_rank is not None:  # a cut mAP is not the standard one: say so
+            info["map_max_rank"] = self.map_max_rank
+        return info
 
     @classmethod
     def build(
@@ -195,6 +204,7 @@ class RankOptions:
         rerank: bool = False,
         rerank_options: Mapping[str, Any] | None = None,
         max_rank: int = 50,
+        map_max_rank: int | None = None,
     ) -> RankOptions:
         """Validated options (one clear error per bad value)."""
         check_metric(metric)
@@ -204,7 +214,13 @@ class RankOptions:
             raise ValueError(
                 f"rerank_options must be a mapping, got {type(rerank_options).__name__}"
             )
-        return cls(metric, bool(rerank), rerank_options, check_max_rank(max_rank))
+        return cls(
+            metric,
+            bool(rerank),
+            rerank_options,
+            check_max_rank(max_rank),
+            check_map_max_rank(map_max_rank),
+        )
 
 
 def run_ranking(
@@ -228,6 +244,7 @@ def run_ranking(
         g.camids[g_idx],
         metric=opts.metric,
         max_rank=opts.max_rank,
+        map_max_rank=opts.map_max_rank,
         rerank=opts.rerank,
         rerank_options=opts.rerank_options if opts.rerank else None,
         **rank_kwargs,
@@ -300,6 +317,13 @@ class Protocol:
             takes = f"accepted: {accepted}" if accepted else "it takes none"
             raise ValueError(f"unknown option(s) {unknown} for the {self.name} protocol; {takes}")
         extra = {"info": info} if "info" in self._keyword_only() else {}
+        if "map_max_rank" not in self._keyword_only():  # a protocol written before the option
+            common = dict(common)
+            if common.pop("map_max_rank", None) is not None:
+                raise ValueError(
+                    f"the {self.name} protocol does not take map_max_rank; evaluate it without "
+                    "the cut (map_max_rank: null)"
+                )
         return self.evaluate(
             q_feats, g_feats, query, gallery, **extra, **common, **self.bound, **options
         )

@@ -73,6 +73,7 @@ def evaluate_custom(
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
     max_rank: int = 50,
+    map_max_rank: int | None = None,
     directions: Sequence[str] | None = None,
 ) -> ProtocolResult:
     """Your own data: the single-gallery protocol when every record has one modality, both
@@ -83,7 +84,11 @@ def evaluate_custom(
     modality.
     """
     opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
+        metric=metric,
+        rerank=rerank,
+        rerank_options=rerank_options,
+        max_rank=max_rank,
+        map_max_rank=map_max_rank,
     )
     q, g = record_arrays(query, name="query"), record_arrays(gallery, name="gallery")
     feature_rows(q_feats, len(q), name="q_feats", records="query")

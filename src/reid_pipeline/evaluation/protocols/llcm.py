@@ -85,6 +85,7 @@ def evaluate_llcm(
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
     max_rank: int = 50,
+    map_max_rank: int | None = None,
     variant: str = "standard",
     directions: Sequence[str] = DIRECTIONS,
     trials: int | Sequence[int] = NUM_TRIALS,
@@ -95,7 +96,11 @@ def evaluate_llcm(
     docstring); ``directions``: ``"ir_to_vis"`` / ``"vis_to_ir"``; ``trials``: a count or ids.
     """
     opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
+        metric=metric,
+        rerank=rerank,
+        rerank_options=rerank_options,
+        max_rank=max_rank,
+        map_max_rank=map_max_rank,
     )
     info = dict(info or {})
     if variant not in VARIANTS:

@@ -38,6 +38,7 @@ def evaluate_regdb(
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
     max_rank: int = 50,
+    map_max_rank: int | None = None,
     directions: Sequence[str] = DIRECTIONS,
 ) -> ProtocolResult:
     """RegDB, one trial: thermal->visible (query = thermal) and visible->thermal (roles swapped).
@@ -45,7 +46,11 @@ def evaluate_regdb(
     ``info["trial"]`` (from the loader) labels the trial; ``directions`` picks the settings.
     """
     opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
+        metric=metric,
+        rerank=rerank,
+        rerank_options=rerank_options,
+        max_rank=max_rank,
+        map_max_rank=map_max_rank,
     )
     info = dict(info or {})
     if isinstance(directions, str):

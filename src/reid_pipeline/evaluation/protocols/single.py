@@ -41,10 +41,15 @@ def evaluate_single_modality(
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
     max_rank: int = 50,
+    map_max_rank: int | None = None,
 ) -> ProtocolResult:
     """Market-1501 / DukeMTMC-reID / CUHK03-NP / MSMT17: one ranking, standard rules."""
     opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
+        metric=metric,
+        rerank=rerank,
+        rerank_options=rerank_options,
+        max_rank=max_rank,
+        map_max_rank=map_max_rank,
     )
     q, g = record_arrays(query, name="query"), record_arrays(gallery, name="gallery")
     feature_rows(q_feats, len(q), name="q_feats", records="query")

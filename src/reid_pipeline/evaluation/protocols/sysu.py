@@ -170,6 +170,7 @@ def evaluate_sysu_mm01(
     rerank: bool = False,
     rerank_options: Mapping[str, Any] | None = None,
     max_rank: int = 50,
+    map_max_rank: int | None = None,
     modes: Sequence[str] = ("all", "indoor"),
     shots: Sequence[int] | None = None,
     sampler: str = "common",
@@ -184,7 +185,11 @@ def evaluate_sysu_mm01(
     rand_perm_cam.mat`` when that exists); ``trials``: a count (0..n-1) or explicit trial ids.
     """
     opts = RankOptions.build(
-        metric=metric, rerank=rerank, rerank_options=rerank_options, max_rank=max_rank
+        metric=metric,
+        rerank=rerank,
+        rerank_options=rerank_options,
+        max_rank=max_rank,
+        map_max_rank=map_max_rank,
     )
     info = dict(info or {})
     if isinstance(modes, str):
