@@ -56,12 +56,21 @@ def run_command(ctx: click.Context) -> Any:
 
 
 def run_kedro(args: list[str]) -> Any:
-    from kedro.framework.cli.utils import find_run_command
+    """The project's ``run`` command (``reid_pipeline.cli``: it accepts ``--pipeline``), else
+    Kedro's own."""
+    import importlib
+
     from kedro.framework.project import configure_project
 
     package_name = Path(__file__).parents[1].name
     configure_project(package_name)
-    run = find_run_command(package_name)
+    project_cli = importlib.import_module(f"{package_name}.cli")
+    group = getattr(project_cli, "cli", None)
+    run = getattr(project_cli, "run", None)
+    if run is None and isinstance(group, click.Group):
+        run = group.commands.get("run")
+    if run is None:
+        from kedro.framework.cli.project import run
     return run.main(args=args, prog_name="reid-pipeline run")
 
 
