@@ -25,8 +25,12 @@ not copied):
   ``feats = [f1, f2, f3]``. Losses: label-smoothed CE + soft-margin (``margin=None``) batch-hard
   triplet per stage, all weights 1, summed.
 - Labels are never mixed (the official code computes a lambda but never uses it).
-- Test embedding: ``cat(f1, f2, f3)`` (1536-d), no mixing; the evaluation L2-normalises it (the
-  model returns it un-normalised).
+- Test embedding: ``cat(f1, f2, f3)`` (1536-d), no mixing, un-normalised. The official evaluator
+  (``trainers/evaluator.py``) ranks these raw features by squared Euclidean distance, without any
+  L2 normalisation, and cuts the mAP at rank 50 (the ``paper`` recipe: ``evaluation.metric:
+  euclidean``, the same ranking, and ``map_max_rank: 50``).
+- Official training loop: one pass over the identities per epoch (``RandomIdentitySampler``, the
+  ``paper`` recipe's ``sampler.epoch: identities``), fp32.
 - Initialisation: Kaiming-normal for the reductions and classifiers (``fan_in`` for convs,
   ``fan_out`` for Linear layers, biases 0), BN weights ~ N(1, 0.02) and biases 0.
 - Parameters: 32,276,749 with 751 classes on ResNet-50 (the paper's "about 32.3M").
