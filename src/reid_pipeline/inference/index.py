@@ -5,7 +5,8 @@ Every kind searches by inner product on L2-normalised embeddings (cosine similar
 - ``flat`` (``IndexFlatIP``): exact; the default. Each query costs a full pass over the gallery
   (N x D multiply-adds): fine up to a few hundred thousand images.
 - ``ivf`` (``IndexIVFFlat``): the gallery is split into ``nlist`` k-means cells (default
-  ``4 sqrt(N)``, at most ``N / 39`` so that every cell gets 39 training points); a query scans
+  ``4 sqrt(N)``, at most ``N / 39`` so that every cell gets 39 training points; k-means trains
+  on a sample of at most ``64 nlist`` vectors); a query scans
   the ``nprobe`` nearest cells (default ``nlist / 64``, at least 8). Approximate; memory as flat.
 - ``hnsw`` (``IndexHNSWFlat``): a navigable small-world graph (``M`` links per node, default 32;
   search breadth ``ef_search``, default 128). Approximate; fastest queries, slower to build,
@@ -64,8 +65,11 @@ def make_index(
     ef_search: int = 128,
     ef_construction: int = 200,
     seed: int = 0,
+    train_per_list: int = 64,
 ) -> tuple[Any, dict[str, Any]]:
-    """A faiss index holding ``vectors`` (normalised here) and its search parameters."""
+    """A faiss index holding ``vectors`` (normalised here) and its search parameters. ``ivf``
+    trains its k-means on a seeded sample of ``train_per_list * nlist`` vectors (all when
+    fewer)."""
     import faiss
 
     if kind not in KINDS:
@@ -83,7 +87,11 @@ def make_index(
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        index.train(x)
+        sample = x
+        if n > train_per_list * nlist:
+            rows = np.random.default_rng(seed).choice(n, train_per_list * nlist, replace=False)
+            sample = x[np.sort(rows)]
+        index.train(sample)
         index.nprobe = nprobe
         params = {"nlist": nlist, "nprobe": nprobe}
     else:
