@@ -167,7 +167,7 @@ class EvaluationSpec(_Section):
     rank_list_topk: PositiveInt = 10
     max_rank: PositiveInt = 50
     #: AP summed over the first N ranks only (divided by all matches), as the official PMM
-    #: evaluator (N = 50); None: the full-list AP (docs/evaluation.md)
+    #: evaluator (N = 50); None: the full-list AP (docs/models.md, PMM)
     map_max_rank: PositiveInt | None = None
 
 

@@ -24,7 +24,7 @@ Taken from the paper and the official code:
 Deviations (deliberate, documented):
 
 - Non-local inner width: ``non_local_width="released"`` builds the released AGW code's
-  ``reduc_ratio // reduc_ratio`` = 1 channel (about 29k non-local parameters on ResNet-50); the
+  ``reduc_ratio // reduc_ratio`` = 1 channel (28,687 non-local parameters on ResNet-50); the
   published AGW numbers come from that code, so the ``paper`` / ``paper_vi`` recipes use it.
   ``"corrected"`` (the default) is ``C // non_local_reduction`` (2, the non-local paper's; 7.36M
   parameters), what the authors called the intended setting (ReID-Survey issue #7).
