@@ -74,6 +74,7 @@ class RunHooks:
             catalog.load("params:datasets"),
             catalog.load("params:protocols"),
             catalog.load("params:recipe_override"),
+            catalog.load("params:live_metrics_dir"),
             arch,
         )
         check_recipe(experiment.where, experiment.recipe)

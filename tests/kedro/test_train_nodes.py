@@ -35,7 +35,7 @@ def _datasets() -> dict:
 
 def test_check_parameters_returns_the_typed_experiment_and_its_dataset() -> None:
     experiment, dataset = nodes.check_parameters(
-        _block("bot"), BASE["datasets"], BASE["protocols"], {}, arch="bot"
+        _block("bot"), BASE["datasets"], BASE["protocols"], {}, None, arch="bot"
     )
     assert experiment.where == "bot.cpu_synthetic"
     assert experiment.recipe.sampler.identities == 8
@@ -47,12 +47,12 @@ def test_check_parameters_names_the_key() -> None:
     block = _block("bot")
     block["cpu_synthetic"]["sampler"] = {"batch_size": 30, "k": 4}
     with pytest.raises(ConfigError, match=r"bot\.cpu_synthetic\.sampler\.batch_size=30"):
-        nodes.check_parameters(block, BASE["datasets"], BASE["protocols"], {}, arch="bot")
+        nodes.check_parameters(block, BASE["datasets"], BASE["protocols"], {}, None, arch="bot")
 
 
 def test_split_validation_holds_out_identities_from_the_manifest() -> None:
     experiment, _ = nodes.check_parameters(
-        _block("bot"), BASE["datasets"], BASE["protocols"], {}, arch="bot"
+        _block("bot"), BASE["datasets"], BASE["protocols"], {}, None, arch="bot"
     )
     frame = pd.DataFrame(
         {
@@ -84,6 +84,7 @@ def test_the_template_runs_on_an_in_memory_catalog(
     catalog["params:datasets"] = _datasets()
     catalog["params:protocols"] = BASE["protocols"]
     catalog["params:recipe_override"] = {}
+    catalog["params:live_metrics_dir"] = str(tmp_path / "live" / "{arch}")
     catalog["bot.run_id"] = "run-under-test"
     pipeline = create_train_pipeline(arch)
     outputs = SequentialRunner().run(pipeline, catalog)
@@ -91,6 +92,12 @@ def test_the_template_runs_on_an_in_memory_catalog(
     metrics = metrics.load() if hasattr(metrics, "load") else metrics
     assert metrics["run_id"] == metrics["model"]["run_id"] == "run-under-test"
     assert len(metrics["model"]["weights_sha256"]) == 64
+    # the training wrote its curve live, as DVCLive files
+    from reid_pipeline.io.live import read_history
+
+    history = read_history(tmp_path / "live" / arch)
+    assert history["epoch"].tolist() == [1]
+    assert history["loss"].iloc[0] > 0
     assert metrics["trained"]["protocol"] == "single_query"
     # every node of the template ran, none was left out of the wiring
     assert {n.name.split(".")[-1] for n in pipeline.nodes} >= {

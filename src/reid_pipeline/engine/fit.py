@@ -820,6 +820,7 @@ def fit(
     fingerprint: Mapping[str, str] | None = None,
     on_mismatch: str = "restart",
     deterministic: bool = False,
+    on_epoch_end: Callable[[pd.DataFrame], None] | None = None,
     lr_scaling: str = "none",
 ) -> FitResult:
     """Train ``model`` on ``train_loader`` with ``criterion`` for ``epochs`` epochs
@@ -926,6 +927,8 @@ def fit(
                         )
                     append_row(state.history, row)
                     _save_epoch(run, state, epoch, improved=improved, select_metric=select_metric)
+                    if on_epoch_end is not None and ctx.is_main:
+                        on_epoch_end(to_frame(state.history))  # e.g. live metrics (DVCLive)
                     if ctx.is_main:
                         log.info(
                             "epoch %d/%d  %s",

@@ -211,6 +211,8 @@ class Experiment(_Section):
     recipe: Recipe
     dataset: DatasetSpec
     protocol: dict[str, Any] = Field(default_factory=dict)
+    #: DVCLive folder updated after every epoch (None: no live logging)
+    live_dir: str | None = None
 
     @property
     def where(self) -> str:
@@ -296,6 +298,7 @@ def resolve_experiment(
     protocols: Mapping[str, Any] | None = None,
     recipe_override: Mapping[str, Any] | None = None,
     recipe: str | None = None,
+    live_metrics_dir: str | None = None,
 ) -> Experiment:
     """The typed ``Experiment`` of architecture ``arch`` (its parameter block ``block``):
     the selected recipe (or ``recipe``), its dataset slot and that dataset's protocol options.
@@ -316,8 +319,14 @@ def resolve_experiment(
     dataset = parse_dataset(f"datasets.{parsed.dataset_slot}", datasets[parsed.dataset_slot])
     protocol = dict((protocols or {}).get(dataset.name) or {})
     protocol |= parsed.evaluation.protocol
+    live_dir = live_metrics_dir.format(arch=arch) if live_metrics_dir else None
     return Experiment(
-        arch=arch, recipe_name=name, recipe=parsed, dataset=dataset, protocol=protocol
+        arch=arch,
+        recipe_name=name,
+        recipe=parsed,
+        dataset=dataset,
+        protocol=protocol,
+        live_dir=live_dir,
     )
 
 

@@ -201,6 +201,7 @@ def train_from_records(
         on_mismatch=f.on_checkpoint_mismatch,
         deterministic=f.deterministic,
         lr_scaling=f.lr_scaling,
+        on_epoch_end=_live_logger(experiment.live_dir),
     )
     use_best = result.best_state_dict is not None
     state = result.best_state_dict if use_best else result.state_dict
@@ -234,6 +235,15 @@ def train_from_records(
         "train_ids": num_classes,
     }
     return TrainOutcome(state_dict=state, spec=spec, history=history, summary=summary)
+
+
+def _live_logger(directory: str | None) -> Any:
+    """Write the history so far as DVCLive metrics after every epoch (``io.live``)."""
+    if not directory:
+        return None
+    from reid_pipeline.io.live import write_history
+
+    return lambda history: write_history(directory, history)
 
 
 def rebuild_model(

@@ -1,5 +1,19 @@
-"""Custom Kedro datasets (the library itself never imports Kedro; only these and pipelines/)."""
+"""Custom Kedro datasets (``datasets``: atomic writes, safetensors, DVCLive history) and the
+Kedro-free helpers they share with the library (``digest``, ``live``).
 
-from reid_pipeline.io.datasets import AtomicDataset, SafetensorsDataset
+The datasets are loaded lazily, so the library can import ``reid_pipeline.io.digest`` without
+importing Kedro: only these datasets and ``pipelines/`` use Kedro."""
 
-__all__ = ["AtomicDataset", "SafetensorsDataset"]
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AtomicDataset", "DVCLiveHistoryDataset", "SafetensorsDataset"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from reid_pipeline.io import datasets
+
+        return getattr(datasets, name)
+    raise AttributeError(f"module 'reid_pipeline.io' has no attribute {name!r}")

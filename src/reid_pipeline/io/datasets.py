@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from kedro.io import AbstractDataset, DatasetError
 from safetensors.torch import load_file, save_file
@@ -106,3 +107,35 @@ class AtomicDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "dataset": self._config.get("type")}
+
+
+class DVCLiveHistoryDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A training history (one row per epoch) kept in DVCLive's files under ``path``
+    (``reid_pipeline.io.live``): the same files DVCLive updates while a run trains, so
+    ``dvc exp show`` / ``dvc plots show`` and the project's figure read one source."""
+
+    def __init__(self, *, path: str) -> None:
+        self._path = Path(path)
+
+    def load(self) -> pd.DataFrame:
+        from reid_pipeline.io.live import read_history
+
+        try:
+            return read_history(self._path)
+        except FileNotFoundError as exc:
+            raise DatasetError(str(exc)) from None
+
+    def save(self, data: pd.DataFrame) -> None:
+        from reid_pipeline.io.live import write_history
+
+        if not isinstance(data, pd.DataFrame) or "epoch" not in data:
+            raise DatasetError(
+                f"DVCLiveHistoryDataset({self._path}) saves a DataFrame with 'epoch'"
+            )
+        write_history(self._path, data)
+
+    def _exists(self) -> bool:
+        return (self._path / "plots" / "metrics").is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

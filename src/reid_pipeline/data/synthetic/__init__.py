@@ -9,7 +9,7 @@ files, junk and distractor files, so the loaders read it exactly like a real dow
 ``folders`` (``synthetic_folders/``) and ``manifest`` (``synthetic_manifest/``), drawn from the
 Market-1501 persons. Every layout is described in docs/datasets.md.
 
-``ensure_synthetic(root, name, options) -> Path`` (stamp.py) generates a dataset when missing and
+``ensure_synthetic(root, name, options) -> Path`` (ensure.py) generates a dataset when missing and
 regenerates it, atomically and with a WARNING, when the ``synthetic.json`` stamp inside the
 folder records other options (``progress`` / ``workers`` / ``overwrite`` do not count).
 
@@ -51,9 +51,10 @@ figures (which does not anti-alias).
 
 from __future__ import annotations
 
+from reid_pipeline.data.synthetic.ensure import ensure_synthetic
 from reid_pipeline.data.synthetic.options import LAYOUTS, PRESETS, SyntheticOptions, resolve_options
 from reid_pipeline.data.synthetic.plan import ImageJob, Plan, RenderSettings, render_job
-from reid_pipeline.data.synthetic.stamp import STAMP_NAME, ensure_synthetic, read_stamp
+from reid_pipeline.data.synthetic.stamp import STAMP_NAME, read_stamp
 from reid_pipeline.data.synthetic.writer import build_plan, generate_synthetic, render_settings
 
 __all__ = [

@@ -37,11 +37,17 @@ def resolve(
     datasets: dict[str, Any],
     protocols: dict[str, Any],
     recipe_override: dict[str, Any],
+    live_metrics_dir: str | None,
     arch: str,
 ) -> Experiment:
     """The architecture's selected recipe as a typed ``Experiment`` (no checks beyond types)."""
     return resolve_experiment(
-        arch, block, datasets=datasets, protocols=protocols, recipe_override=recipe_override
+        arch,
+        block,
+        datasets=datasets,
+        protocols=protocols,
+        recipe_override=recipe_override,
+        live_metrics_dir=live_metrics_dir,
     )
 
 
@@ -50,11 +56,12 @@ def check_parameters(
     datasets: dict[str, Any],
     protocols: dict[str, Any],
     recipe_override: dict[str, Any],
+    live_metrics_dir: str | None,
     arch: str = "experiment",
 ) -> tuple[Experiment, dict[str, Any]]:
     """Select and check the recipe (types, names, a dry forward) before anything is read or
     written; messages name the key as written (``dimn.cpu_synthetic.sampler``)."""
-    experiment = resolve(block, datasets, protocols, recipe_override, arch)
+    experiment = resolve(block, datasets, protocols, recipe_override, live_metrics_dir, arch)
     check_experiment(experiment)
     return experiment, experiment.dataset.as_dict()
 

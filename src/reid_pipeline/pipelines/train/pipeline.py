@@ -55,7 +55,13 @@ def _template(arch: str) -> Pipeline:
     q, g, info = "query_manifest", "gallery_manifest", "dataset_info"
     check = Node(
         _bound(arch),
-        ["params:block", "params:datasets", "params:protocols", "params:recipe_override"],
+        [
+            "params:block",
+            "params:datasets",
+            "params:protocols",
+            "params:recipe_override",
+            "params:live_metrics_dir",
+        ],
         ["experiment", "dataset_config"],
         name="check_parameters",
     )
@@ -141,6 +147,7 @@ def create_train_pipeline(arch: str) -> Pipeline:
             "params:datasets": "params:datasets",
             "params:protocols": "params:protocols",
             "params:recipe_override": "params:recipe_override",
+            "params:live_metrics_dir": "params:live_metrics_dir",
         },
     )
 
