@@ -277,3 +277,19 @@ def test_image_epoch_is_unchanged_by_the_option() -> None:
     default = PKSampler(pids, p=2, k=2, seed=3)
     explicit = PKSampler(pids, p=2, k=2, seed=3, epoch="images")
     assert list(default) == list(explicit)
+
+
+def test_recipe_sampler_section_keeps_old_dumps_and_records_the_identity_epoch() -> None:
+    """The recipe's sampler section feeds the checkpoint fingerprint: the default epoch is left
+    out of its dump (old checkpoints still resume), the identity epoch is in it."""
+    from reid_pipeline.experiment.recipe import SamplerSpec
+
+    assert SamplerSpec(k=4, p=8).model_dump() == {"k": 4, "p": 8, "batch_size": None}
+    assert SamplerSpec(k=4, p=8, epoch="images").model_dump() == {
+        "k": 4,
+        "p": 8,
+        "batch_size": None,
+    }
+    assert SamplerSpec(k=4, p=32, epoch="identities").model_dump()["epoch"] == "identities"
+    with pytest.raises(ValueError, match="epoch"):
+        SamplerSpec(k=4, p=8, epoch="batches")  # type: ignore[arg-type]
