@@ -21,7 +21,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-ARCHS = ("bot", "agw", "dimn", "pmm", "fienet", "wrimnet")
 
 
 def tool_env() -> dict[str, str]:
@@ -123,22 +122,15 @@ def dump_yaml(data: Any, path: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def train_list(spec: dict[str, Any]) -> list[str]:
+    """The ``foreach`` list of dvc.yaml's ``train`` stage: the architectures DVC runs."""
+    return list(spec["stages"]["train"]["foreach"])
+
+
 def restrict_to(dvc_yaml: Path, archs: Sequence[str]) -> None:
-    """Keep only ``archs`` in the train foreach, and drop the other architectures' files from
-    the report stage's deps and the top-level plots (a subset keeps the test short)."""
+    """Keep only ``archs`` in the train foreach (a subset keeps the test short)."""
     spec = load_yaml(dvc_yaml)
-    dropped = [a for a in ARCHS if a not in archs]
-
-    def other(path: str) -> bool:
-        return any(f"/{a}/" in path for a in dropped)
-
-    train = spec["stages"]["train"]
-    train["foreach"] = {k: v for k, v in train["foreach"].items() if k in archs}
-    report = spec["stages"]["report"]
-    report["deps"] = [d for d in report["deps"] if not other(d)]
-    for plot in spec.get("plots", []):
-        for props in plot.values():
-            props["y"] = {f: y for f, y in props["y"].items() if not other(f)}
+    spec["stages"]["train"]["foreach"] = [a for a in train_list(spec) if a in archs]
     dump_yaml(spec, dvc_yaml)
 
 
@@ -153,7 +145,7 @@ def resolve_stages(
     dest: Path, *, spec: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
     """dvc.yaml's stages as DVC's own parser resolves them (``foreach`` expanded to
-    ``train@<arch>``, ``vars`` and ``${item...}`` interpolated), in a DVC repository at ``dest``
+    ``train@<arch>``, ``vars`` and ``${item}`` interpolated), in a DVC repository at ``dest``
     holding dvc.yaml and the files its ``vars`` read. ``overrides``: ``{FILE: {dotted.key:
     value}}`` applied to those copies first (as ``dvc exp run -S`` would)."""
     from dvc.parsing import DataResolver

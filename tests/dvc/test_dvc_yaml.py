@@ -1,30 +1,32 @@
-"""dvc.yaml against the code and configuration it describes: every stage runs a registered
-pipeline, declares every file that pipeline writes, depends on what it reads (code, catalog,
-exactly the parameter keys its pipeline reads, its own raw folder), and DVC itself parses the
-graph as intended. The stages are expanded by DVC's own parser (``foreach``, ``vars``)."""
+"""dvc.yaml against the code and configuration it describes, its stages expanded by DVC's own
+parser: every registered model has a train stage (the one list to extend is named when one is
+missing), each stage's params exist, its outputs are the files the catalog gives its pipeline,
+its dependencies cover the code the train pipeline imports, and DVC draws the intended graph."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kedro.config import OmegaConfigLoader
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 from kedro.pipeline import Pipeline
-from omegaconf import OmegaConf
 
 from reid_pipeline.data.synthetic import resolve_options
-from reid_pipeline.experiment import parse_config, select_experiment
-from reid_pipeline.settings import CONFIG_LOADER_ARGS
-from reid_pipeline.train_template.pipeline import ARCHITECTURES, create_train_pipeline
-from tests.dvc.conftest import ROOT, dvc, load_yaml, resolve_stages
+from reid_pipeline.experiment.recipe import recipe_names
+from reid_pipeline.models import list_models
+from reid_pipeline.pipelines.train import create_train_pipeline
+from tests.dvc.conftest import ROOT, dump_yaml, dvc, load_yaml, resolve_stages, run, train_list
 
 STAGE_PIPELINES = {"generate": "generate_synthetic", "ingest": "ingest", "report": "report"}
+#: reid_pipeline modules the train pipeline imports that cannot change what it writes
+NOT_OUTPUT_RELEVANT = {"errors", "runlock"}
 
 
 def _paths(entries: list[Any]) -> list[str]:
@@ -45,14 +47,26 @@ def _pipeline(stage_name: str) -> Pipeline:
 
 
 def _written_files(pipeline: Pipeline) -> set[str]:
-    """The files the catalog gives to the pipeline's outputs (in-memory ones left out)."""
+    """The files (or folders: ``path``) the catalog gives to the pipeline's outputs (in-memory
+    ones left out)."""
     resolver = CatalogConfigResolver(load_yaml(ROOT / "conf" / "base" / "catalog.yml"))
     files = set()
     for name in pipeline.all_outputs():
         config = resolver.resolve_pattern(name)
-        if "filepath" in config:
-            files.add(config["filepath"])
+        for key in ("filepath", "path"):
+            if key in config:
+                files.add(config[key])
     return files
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _covered(path: str, outs: list[str]) -> bool:
+    """``path`` is an output, inside one, or a folder holding some (DVCLive's folder: its
+    summary is a metric, its curves a plot)."""
+    return any(_overlap(path, o) for o in outs)
 
 
 @pytest.fixture(scope="module")
@@ -60,260 +74,153 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
     return resolve_stages(tmp_path_factory.mktemp("dvc"))
 
 
-@pytest.fixture(scope="module")
-def base_params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """conf/base resolved as `kedro run` resolves it, without anybody's conf/local."""
-    conf = tmp_path_factory.mktemp("conf")
-    shutil.copytree(ROOT / "conf" / "base", conf / "base")
-    (conf / "local").mkdir()
-    return OmegaConfigLoader(str(conf), **CONFIG_LOADER_ARGS)["parameters"]
+def test_every_registered_model_has_a_train_stage(stages: dict[str, dict[str, Any]]) -> None:
+    listed = train_list(load_yaml(ROOT / "dvc.yaml"))
+    for name in list_models():
+        assert name in listed, (
+            f"model {name!r} is registered but DVC does not train it: add '{name}' to the "
+            "`foreach` list of the `train` stage in dvc.yaml"
+        )
+    for name in listed:
+        assert name in list_models(), f"dvc.yaml: `train` foreach names {name!r}, no model"
+    assert len(listed) == len(set(listed)), "dvc.yaml: `train` foreach names a model twice"
+    assert sorted(stages) == sorted([*STAGE_PIPELINES, *[f"train@{a}" for a in listed]])
 
 
-def test_one_train_stage_per_architecture(stages: dict[str, dict[str, Any]]) -> None:
-    assert sorted(stages) == sorted(
-        ["generate", "ingest", "report", *[f"train@{a}" for a in ARCHITECTURES]]
-    )
-
-
-def _selection(arch: str, params: dict[str, Any]) -> dict[str, str]:
-    """What ``train_<arch>`` reads of the parameters it receives: the recipe
-    ``recipes.<arch>`` names, the ``datasets`` slot that recipe names, and the ``protocols``
-    entry of that dataset (``select_experiment``)."""
-    recipe = params["recipes"][arch]
-    slot = params[arch][recipe]["dataset_slot"]
-    return {"recipe": recipe, "slot": slot, "dataset": params["datasets"][slot]["name"]}
-
-
-def _runtime_params(cmd: str) -> dict[str, Any]:
-    """The ``--params`` of a stage command as ``kedro run`` parses them (nested dict)."""
-    m = re.search(r"--params=(\S+)", cmd)
-    return OmegaConf.to_container(OmegaConf.from_dotlist(m.group(1).split(","))) if m else {}
-
-
-def test_commands_run_the_registered_pipelines(
-    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
-) -> None:
+def test_commands_run_the_registered_pipelines(stages: dict[str, dict[str, Any]]) -> None:
     for name, stage in stages.items():
-        m = re.fullmatch(r"kedro run --pipeline=(\w+)(?: --params=(\S+))?", stage["cmd"])
-        assert m, f"{name}: {stage['cmd']!r} is not `kedro run --pipeline=NAME [--params=...]`"
-        pipeline = m.group(1)
-        assert (ROOT / "src" / "reid_pipeline" / "pipelines" / pipeline / "__init__.py").is_file()
-        expected = f"train_{name.split('@')[1]}" if "@" in name else STAGE_PIPELINES[name]
-        assert pipeline == expected
-        if "@" in name:  # a DVC run never resumes from an older run's checkpoint
+        if "@" in name:
             arch = name.split("@")[1]
-            recipe = base_params["recipes"][arch]
-            assert m.group(2) == f"{arch}.{recipe}.fit.resume=false"
+            # a DVC run never resumes from an older run's checkpoint
+            tail = f"kedro run --pipeline=train_{arch} --params={arch}.$recipe.fit.resume=false"
+            assert stage["cmd"].startswith("recipe=$(python -c "), name
+            assert stage["cmd"].endswith(f") && {tail}"), name
         else:
-            assert m.group(2) is None
+            assert stage["cmd"] == f"kedro run --pipeline={STAGE_PIPELINES[name]}", name
 
 
-def test_resume_override_reaches_the_recipe_that_runs(
-    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
+def test_resume_override_names_the_recipe_that_runs(
+    stages: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    """The stage's ``--params`` merged into conf/base as Kedro merges runtime parameters: the
-    selected recipe, once checked, has ``fit.resume`` false (and nothing else changed)."""
-    for arch in ARCHITECTURES:
-        runtime = _runtime_params(stages[f"train@{arch}"]["cmd"])
-        merged = OmegaConf.to_container(OmegaConf.merge(base_params, runtime))
-        recipe = merged["recipes"][arch]
-        block = merged[arch]
-        params = select_experiment(
-            block, recipe=recipe, datasets=merged["datasets"], protocols=merged["protocols"]
-        )
-        config = parse_config(params, name=arch)
-        assert config.fit["resume"] is False, arch
-        fit, base_fit = block[recipe]["fit"], base_params[arch][recipe]["fit"]
-        if "resume" in base_fit:
-            fit["resume"] = base_fit["resume"]
-        else:
-            del fit["resume"]
-        assert block == base_params[arch], f"{arch}: --params changed more than fit.resume"
-
-
-def test_train_stage_follows_the_selected_recipe(tmp_path: Path) -> None:
-    """`dvc exp run -S conf/base/parameters.yml:recipes.dimn=paper`: the dimn stage's command
-    and its params switch to the paper recipe (through `vars`); the others stay."""
-    before = resolve_stages(tmp_path / "before")
-    after = resolve_stages(
-        tmp_path / "after", overrides={"conf/base/parameters.yml": {"recipes.dimn": "paper"}}
+    """The train command's recipe lookup, run for real, reads what `kedro run` reads: conf/base
+    with conf/local over it, where ``recipe_override`` names agw (one run: a Python start with
+    torch costs seconds)."""
+    shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    dump_yaml(
+        {"recipe_override": {"single_modality": "paper", "agw": "cpu_synthetic_vi"}},
+        tmp_path / "conf" / "local" / "parameters.yml",
     )
-    assert "--params=dimn.paper.fit.resume=false" in after["train@dimn"]["cmd"]
-    params = {f: k for p in after["train@dimn"]["params"] for f, k in p.items()}
-    assert params["conf/base/parameters_train_dimn.yml"] == ["dimn.paper"]
-    assert "recipes.dimn" in params["conf/base/parameters.yml"]
-    for name in before:
-        if name != "train@dimn":
-            assert after[name] == before[name], name
+    cmd = stages["train@agw"]["cmd"].replace(" && kedro run", " && echo kedro run")
+    out = run(["sh", "-c", cmd], tmp_path).stdout
+    assert out.strip().splitlines()[-1] == (
+        "kedro run --pipeline=train_agw --params=agw.cpu_synthetic_vi.fit.resume=false"
+    )
 
 
-def test_every_file_a_pipeline_writes_is_a_stage_output(
+def _declared_params(stage: dict[str, Any]) -> dict[str, list[str]]:
+    return {path: keys for entry in stage.get("params", []) for path, keys in entry.items()}
+
+
+def test_params_exist_and_cover_what_each_pipeline_reads(
     stages: dict[str, dict[str, Any]],
 ) -> None:
+    """Every key a stage lists exists in its file (DVC rejects a missing one), and every
+    parameter its pipeline receives is under a listed key (a change to it reruns the stage).
+    A train stage lists its whole ``<arch>`` block: a change to a recipe that does not run
+    reruns it too (conservative)."""
     for name, stage in stages.items():
-        outs = _outs(stage)
-        for path in _written_files(_pipeline(name)):
-            covered = [o for o in outs if path == o or path.startswith(o.rstrip("/") + "/")]
-            assert covered, f"{name}: {path} is written by the pipeline but not a DVC output"
-
-
-def test_every_stage_output_is_written_by_its_stage(stages: dict[str, dict[str, Any]]) -> None:
-    """No stale outputs: each declared path is a file the pipeline writes, a folder holding
-    some, or (generate) a synthetic dataset folder."""
-    generate = load_yaml(ROOT / "conf/base/parameters_generate_synthetic.yml")
-    root = generate["generate_synthetic"]["root"]
-    generated = {
-        f"{root}/{resolve_options(d['layout']).folder}"
-        for d in generate["generate_synthetic"]["datasets"]
-    }
-    for name, stage in stages.items():
-        written = _written_files(_pipeline(name))
-        for out in _outs(stage):
-            hits = [w for w in written if w == out or w.startswith(out + "/")]
-            assert hits or (name == "generate" and out in generated), f"{name}: {out} never written"
-
-
-def test_checkpoints_are_no_output(stages: dict[str, dict[str, Any]]) -> None:
-    for name, stage in stages.items():
-        assert not [o for o in _outs(stage) if "checkpoints" in o], name
-
-
-def test_dependencies_exist_or_come_from_an_earlier_stage(
-    stages: dict[str, dict[str, Any]],
-) -> None:
-    produced = {out: name for name, stage in stages.items() for out in _outs(stage)}
-    for name, stage in stages.items():
-        for dep in stage["deps"]:
-            if dep.startswith("data/"):
-                assert dep in produced, f"{name}: {dep} is produced by no stage"
-                assert produced[dep] != name
-            else:
-                assert (ROOT / dep).exists(), f"{name}: dependency {dep} does not exist"
-
-
-def test_train_stages_depend_on_the_code_they_import(stages: dict[str, dict[str, Any]]) -> None:
-    """Every reid_pipeline subpackage the train template imports (directly or not) is a dep."""
-    for arch in ARCHITECTURES:
-        deps = set(stages[f"train@{arch}"]["deps"])
-        for package in (
-            "data",
-            "models",
-            "losses",
-            "engine",
-            "evaluation",
-            "experiment",
-            "viz",
-            "io",
-            "train_template",
-            "pipelines/ingest",
-            f"pipelines/train_{arch}",
-        ):
-            assert f"src/reid_pipeline/{package}" in deps, (arch, package)
-        assert {"conf/base/catalog.yml", "src/reid_pipeline/settings.py"} <= deps
-
-
-def _declared_params(stage: dict[str, Any]) -> dict[str, set[str] | None]:
-    """``{file: keys}`` of a stage's ``params`` (``None``: the whole file)."""
-    out: dict[str, set[str] | None] = {}
-    for entry in stage.get("params", []):
-        ((path, keys),) = entry.items()
-        out[path] = None if keys is None else set(keys)
-    return out
-
-
-def test_train_stages_read_their_own_dataset(
-    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
-) -> None:
-    """The raw folder and the ``datasets`` / ``protocols`` keys a train stage depends on are
-    the ones its selected recipe resolves to (conf/base as committed)."""
-    for arch in ARCHITECTURES:
-        stage = stages[f"train@{arch}"]
-        chosen = _selection(arch, base_params)
-        params = select_experiment(
-            base_params[arch],
-            recipe=chosen["recipe"],
-            datasets=base_params["datasets"],
-            protocols=base_params["protocols"],
-        )
-        dataset = params["dataset"]
-        folder = f"{dataset['root']}/{resolve_options(dataset['name']).folder}"
-        raw = [d for d in stage["deps"] if d.startswith("data/")]
-        assert raw == [folder], arch
-        shared = _declared_params(stage)["conf/base/parameters.yml"]
-        assert f"datasets.{chosen['slot']}" in shared, arch
-        if dataset["name"] in base_params["protocols"]:
-            assert f"protocols.{dataset['name']}" in shared, arch
-        else:  # DVC rejects a key the file lacks: the whole mapping stands in
-            assert "protocols" in shared, arch
-
-
-def _param_files() -> dict[str, str]:
-    """Top-level parameter key -> the conf/base file that defines it."""
-    owner: dict[str, str] = {}
-    for path in sorted((ROOT / "conf" / "base").glob("parameters*.yml")):
-        rel = path.relative_to(ROOT).as_posix()
-        for key in load_yaml(path) or {}:
-            assert key not in owner, f"{key} is defined in {owner[key]} and {rel}"
-            owner[key] = rel
-    return owner
-
-
-def _reads(name: str, base_params: dict[str, Any]) -> dict[str, set[str]]:
-    """The parameter keys a stage's pipeline reads, per conf/base file. A train pipeline
-    receives its whole ``<arch>`` block, ``datasets`` and ``protocols`` but reads only the
-    selected recipe, its dataset slot and that dataset's protocol entry (``select_experiment``),
-    so those are the keys; a protocol entry that does not exist stays ``protocols``."""
-    keys = {i.removeprefix("params:") for i in _pipeline(name).inputs() if i.startswith("params:")}
-    if name.startswith("train@"):
-        arch = name.split("@")[1]
-        chosen = _selection(arch, base_params)
-        protocol = chosen["dataset"]
-        narrow = {
-            arch: f"{arch}.{chosen['recipe']}",
-            "datasets": f"datasets.{chosen['slot']}",
-            "protocols": (
-                f"protocols.{protocol}" if protocol in base_params["protocols"] else "protocols"
-            ),
-        }
-        keys = {narrow.get(k, k) for k in keys}
-    owner = _param_files()
-    out: dict[str, set[str]] = {}
-    for key in keys:
-        out.setdefault(owner[key.split(".")[0]], set()).add(key)
-    return out
-
-
-def test_params_are_exactly_what_each_pipeline_reads(
-    stages: dict[str, dict[str, Any]], base_params: dict[str, Any]
-) -> None:
-    """Every parameter a stage's pipeline reads is a DVC param of the stage (a change reruns
-    it), and nothing else is (a change elsewhere reruns nothing)."""
-    for name, stage in stages.items():
-        assert _declared_params(stage) == _reads(name, base_params), name
-
-
-def test_params_name_existing_files_and_keys(stages: dict[str, dict[str, Any]]) -> None:
-    for name, stage in stages.items():
-        for entry in stage.get("params", []):
-            ((path, keys),) = entry.items()
+        listed: set[str] = set()
+        for path, keys in _declared_params(stage).items():
             assert (ROOT / path).is_file(), f"{name}: params file {path} is missing"
             data = load_yaml(ROOT / path)
-            for key in keys or []:
+            for key in keys:
                 node = data
                 for part in key.split("."):
-                    assert isinstance(node, dict), f"{name}: {path}:{key} is not a mapping key"
+                    assert isinstance(node, dict), f"{name}: {path}:{key} is no mapping key"
                     assert part in node, f"{name}: {path} has no key {key}"
                     node = node[part]
+                listed.add(key)
+        for param in sorted(_pipeline(name).inputs()):
+            if not param.startswith("params:"):
+                continue
+            key = param.removeprefix("params:")
+            assert any(key == k or key.startswith(k + ".") for k in listed), (
+                f"{name}: its pipeline reads {key}, which no `params` entry covers"
+            )
+        if "@" in name:
+            arch = name.split("@")[1]
+            assert _declared_params(stage)[f"conf/base/parameters_train_{arch}.yml"] == [arch]
 
 
-def _overlap(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+def test_outputs_are_the_files_the_catalog_gives_each_pipeline(
+    stages: dict[str, dict[str, Any]],
+) -> None:
+    """Each output holds files its pipeline writes, and every file a pipeline writes is an
+    output - but for a train stage the files only some architectures write (DIMN's stripes):
+    one stage definition serves all of them, so those are written but never declared."""
+    generate = load_yaml(ROOT / "conf/base/parameters_generate_synthetic.yml")["generate_synthetic"]
+    generated = {
+        f"{generate['root']}/{resolve_options(d['layout']).folder}" for d in generate["datasets"]
+    }
+    archs = [n.split("@")[1] for n in stages if "@" in n]
+    per_arch = {
+        a: {f.replace(f"/{a}/", "/<arch>/") for f in _written_files(_pipeline(f"train@{a}"))}
+        for a in archs
+    }
+    common = set.intersection(*per_arch.values())
+    for name, stage in stages.items():
+        outs = _outs(stage)
+        written = _written_files(_pipeline(name))
+        for out in outs:
+            hits = [w for w in written if _overlap(w, out)]
+            assert hits or (name == "generate" and out in generated), f"{name}: {out} never written"
+        for path in written:
+            if "@" in name and path.replace(f"/{name.split('@')[1]}/", "/<arch>/") not in common:
+                assert not _covered(path, outs), f"{name}: {path} is not written for every model"
+                continue
+            assert _covered(path, outs), f"{name}: {path} is written by the pipeline, no output"
+        assert not [o for o in outs if "checkpoints" in o], f"{name}: checkpoints are an output"
+    assert "data/08_reporting/<arch>/metrics.json" in common
+    live = load_yaml(ROOT / "conf/base/parameters.yml")["live_metrics_dir"]
+    for arch in archs:  # where training writes its DVCLive files while it runs
+        assert _covered(live.format(arch=arch), _outs(stages[f"train@{arch}"])), arch
+
+
+def test_dependencies_exist_and_cover_the_train_code(stages: dict[str, dict[str, Any]]) -> None:
+    """Every dependency exists or is another stage's output, and every module of the project a
+    train run imports (pipeline, nodes, hooks, settings) is under a dependency of each train
+    stage (a change to it reruns the stage)."""
+    produced = {out for stage in stages.values() for out in _outs(stage)}
+    for name, stage in stages.items():
+        for dep in stage["deps"]:
+            exists = (ROOT / dep).exists() or dep.startswith(("data/06_", "data/07_"))
+            assert exists or dep in produced, f"{name}: dependency {dep} does not exist"
+    code = (
+        "import sys, json; import reid_pipeline.settings, reid_pipeline.pipeline_registry; "
+        "from reid_pipeline.pipelines.train import nodes, create_train_pipeline; "
+        "from reid_pipeline.experiment import run, checks; "
+        "[create_train_pipeline(a) for a in sys.argv[1:]]; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('reid_pipeline'))))"
+    )
+    archs = [n.split("@")[1] for n in stages if "@" in n]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *archs], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    for arch in archs:
+        deps = stages[f"train@{arch}"]["deps"]
+        for module in modules:
+            parts = module.split(".")[1:]
+            if not parts or parts[0] in NOT_OUTPUT_RELEVANT:
+                continue
+            src = ROOT / "src" / Path(*["reid_pipeline", *parts])
+            path = (src if src.is_dir() else src.with_suffix(".py")).relative_to(ROOT).as_posix()
+            assert _covered(path, deps), f"train@{arch}: imports {module}, no dependency covers it"
 
 
 def test_real_downloads_never_overlap_a_stage_output(stages: dict[str, dict[str, Any]]) -> None:
-    """`dvc add data/01_raw/<folder>` (the README's real-data recipe) for the folder every
-    real-data environment reads: no stage writes into it, inside it or around it (DVC refuses
-    to track a path a stage output overlaps)."""
+    """`dvc add data/01_raw/<folder>` for the folder every real-data environment reads: no stage
+    writes into it, inside it or around it (DVC refuses to track such a path)."""
     outs = [(name, o) for name, stage in stages.items() for o in _outs(stage)]
     checked = 0
     for env in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir()):
@@ -329,27 +236,10 @@ def test_real_downloads_never_overlap_a_stage_output(stages: dict[str, dict[str,
     assert checked >= 7  # market1501, dukemtmc, cuhk03, msmt17, sysu_mm01, regdb, llcm
 
 
-def test_top_level_plots_draw_declared_outputs(stages: dict[str, dict[str, Any]]) -> None:
-    outs = {o for stage in stages.values() for o in _outs(stage)}
-    spec = load_yaml(ROOT / "dvc.yaml")
-    for plot in spec["plots"]:
-        ((title, props),) = plot.items()
-        assert props["y"], title
-        for path in props["y"]:
-            assert path in outs, f"plot {title!r}: {path} is no stage output"
-    plotted = {p for plot in spec["plots"] for props in plot.values() for p in props["y"]}
-    assert {f"data/08_reporting/{a}/cmc.csv" for a in ARCHITECTURES} <= plotted
-    assert {f"data/08_reporting/{a}/training_history.csv" for a in ARCHITECTURES} <= plotted
-
-
 def test_dvc_reads_the_graph(tmp_path: Path) -> None:
-    """DVC's own parser: the expanded stages and the edges generate -> ingest,
-    generate -> train@<arch> (its dataset) -> report."""
-    resolve_stages(tmp_path)  # a DVC repository with dvc.yaml and its `vars` files
-    listed = dvc("stage", "list", "--name-only", cwd=tmp_path).split()
-    assert sorted(listed) == sorted(
-        ["generate", "ingest", "report", *[f"train@{a}" for a in ARCHITECTURES]]
-    )
+    """DVC's own parser: generate -> ingest, generate -> train@<arch> -> report."""
+    archs = train_list(load_yaml(ROOT / "dvc.yaml"))
+    resolve_stages(tmp_path)
     edges = set()
     for line in dvc("dag", "--mermaid", cwd=tmp_path).splitlines():
         m = re.match(r'\s*(node\d+)\["([^"]+)"\]', line)
@@ -360,36 +250,24 @@ def test_dvc_reads_the_graph(tmp_path: Path) -> None:
             edges.add(("edge", m.group(1), m.group(2)))
     names = {n: label for kind, n, label in edges if kind == "name"}
     arrows = {(names[a], names[b]) for kind, a, b in edges if kind == "edge"}
-    expected = {("generate", "ingest"), *{(f"train@{a}", "report") for a in ARCHITECTURES}}
-    expected |= {("generate", f"train@{a}") for a in ARCHITECTURES}
-    assert arrows == expected
-
-
-def test_generate_pipeline_is_namespaced() -> None:
-    """The generate stage's pipeline: one Kedro-Viz group, no dotted-name warning, and the
-    parameter and catalog names conf/base defines."""
-    from reid_pipeline.pipelines.generate_synthetic import create_pipeline
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        pipeline = create_pipeline()
-    assert [n.name for n in pipeline.nodes] == ["generate_synthetic.generate_datasets"]
-    assert pipeline.inputs() == {
-        "params:generate_synthetic.root",
-        "params:generate_synthetic.datasets",
+    expected = {("generate", "ingest")}
+    expected |= {("generate", f"train@{a}") for a in archs} | {
+        (f"train@{a}", "report") for a in archs
     }
-    assert pipeline.outputs() == {"generate_synthetic.synthetic_report"}
-    assert "generate_synthetic.synthetic_report" in load_yaml(ROOT / "conf/base/catalog.yml")
+    assert arrows == expected
 
 
 def _set_param_case(path: str) -> tuple[str, str, Any]:
     """For a params file: a key, the `-S` value and the value it must become."""
     name = Path(path).name
     m = re.fullmatch(r"parameters_train_(\w+)\.yml", name)
-    if m:
-        return f"{m.group(1)}.cpu_synthetic.optimizer.lr", "0.002", 0.002
+    if m:  # switch to another recipe of the block
+        arch = m.group(1)
+        block = load_yaml(ROOT / path)[arch]
+        other = next(r for r in recipe_names(block) if r != block["recipe"])
+        return f"{arch}.recipe", other, other
     cases = {
-        "parameters.yml": ("recipes.dimn", "paper", "paper"),
+        "parameters.yml": ("datasets.single_modality.name", "dukemtmc", "dukemtmc"),
         "parameters_generate_synthetic.yml": ("generate_synthetic.root", "data/raw2", "data/raw2"),
         "parameters_ingest.yml": ("ingest.dataset_slot", "cross_modality", "cross_modality"),
         "parameters_report.yml": ("report.order", "[dimn,bot]", ["dimn", "bot"]),
@@ -398,31 +276,25 @@ def _set_param_case(path: str) -> tuple[str, str, Any]:
     return cases[name]
 
 
-def _has_interpolation(node: Any) -> bool:
-    if isinstance(node, str):
-        return "${" in node
-    if isinstance(node, dict):
-        return any(_has_interpolation(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_has_interpolation(v) for v in node)
-    return False
+def _stage_params_files() -> list[str]:
+    """The params files dvc.yaml's stages read (``${item}`` over the train list)."""
+    spec = load_yaml(ROOT / "dvc.yaml")
+    files = set()
+    for stage in spec["stages"].values():
+        for entry in stage.get("do", stage).get("params", []):
+            for path in entry if isinstance(entry, dict) else [entry]:
+                files |= {path.replace("${item}", a) for a in train_list(spec)}
+    return sorted(files)
 
 
-def _params_files() -> list[str]:
-    """Every parameters file of conf/base (the stages' params files are among them)."""
-    return sorted(
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "conf" / "base").glob("parameters*.yml")
-    )
-
-
-@pytest.mark.parametrize("path", _params_files())
+@pytest.mark.parametrize("path", _stage_params_files())
 def test_dvc_set_param_changes_one_key(path: str, tmp_path: Path) -> None:
     """`dvc exp run -S FILE:KEY=VALUE` edits FILE through DVC's own override code: KEY gets
-    VALUE and nothing else in the file is resolved or lost. Every params file is plain YAML
-    (DVC loads it with OmegaConf, which knows no Kedro resolver)."""
+    VALUE and nothing else in the file is resolved or lost (every params file is plain YAML;
+    DVC loads it with OmegaConf, which knows no Kedro resolver)."""
     from dvc.utils.hydra import apply_overrides
 
-    assert not _has_interpolation(load_yaml(ROOT / path)), f"{path} holds an interpolation"
+    assert "${" not in (ROOT / path).read_text(), f"{path} holds an interpolation"
     key, value, expected = _set_param_case(path)
     copy = tmp_path / Path(path).name
     shutil.copy(ROOT / path, copy)
