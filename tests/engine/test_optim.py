@@ -227,3 +227,29 @@ def test_bad_schedule_specs_name_the_key(spec: dict, key: str) -> None:
     with pytest.raises(ValueError, match="scheduler") as info:
         build_scheduler(spec, epochs=10)
     assert key in str(info.value)
+
+
+def test_epoch_offset_reproduces_code_that_counts_epochs_from_one() -> None:
+    """PMM's official adjust_lr(epoch + 1): the first stair at 0-based epoch 4, 1e-3 (factor 1)
+    from epoch 44, decays at 199 and 299."""
+    spec = {
+        "name": "step",
+        "milestones": [200, 300],
+        "gamma": 0.1,
+        "warmup_method": "stepwise",
+        "warmup_epochs": 45,
+        "warmup_steps": 9,
+        "warmup_factor": 0.1,
+    }
+    plain = build_scheduler(spec, epochs=400)
+    shifted = build_scheduler(spec | {"epoch_offset": 1}, epochs=400)
+    assert shifted.factor(3) == pytest.approx(0.1)
+    assert shifted.factor(4) == pytest.approx(0.2)
+    assert plain.factor(4) == pytest.approx(0.1)  # one epoch later without the offset
+    assert shifted.factor(43) < 1.0 <= shifted.factor(44) + 1e-12
+    assert shifted.factor(198) == pytest.approx(1.0)
+    assert shifted.factor(199) == pytest.approx(0.1)
+    assert shifted.factor(299) == pytest.approx(0.01)
+    assert "epoch_offset" not in plain.state_dict()  # old checkpoints keep resuming
+    with pytest.raises(ValueError, match="epoch_offset"):
+        build_scheduler(spec | {"epoch_offset": -1}, epochs=400)

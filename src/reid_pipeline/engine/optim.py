@@ -38,8 +38,8 @@ The recipes of docs/models.md in this vocabulary:
   ``lr * (epoch + 1) / 10`` for epochs 0..9).
 - PMM: adam lr 1e-3 weight_decay 5e-4; step milestones [200, 300] gamma 0.1, warmup_method
   stepwise, warmup_epochs 45, warmup_steps 9, warmup_factor 0.1 (1e-4 -> 1e-3 in stairs of 1e-4
-  every 5 epochs). The official ``adjust_lr`` counts epochs from 1, so its stairs and decays come
-  one epoch earlier than ours; use milestones [199, 299] for its decay epochs exactly.
+  every 5 epochs), epoch_offset 1: the official ``adjust_lr(epoch + 1)`` counts epochs from 1,
+  so its stairs and decays come one epoch earlier than a 0-based count.
 - DIMN (our design): sgd lr 0.05 momentum 0.9 weight_decay 5e-4; step milestones e.g. [40, 80],
   linear warm-up.
 """
@@ -251,6 +251,9 @@ class LRSchedule:
     warmup_method: str = "linear"
     warmup_steps: int = 1
     warmup_per_iter: bool = False
+    #: evaluate the schedule at ``epoch + epoch_offset``: 1 reproduces code that counts epochs
+    #: from 1 (PMM's official ``adjust_lr(epoch + 1)``)
+    epoch_offset: int = 0
 
     def decay(self, epoch: int) -> float:
         if self.name == "step":
@@ -274,6 +277,7 @@ class LRSchedule:
 
     def factor(self, epoch: int, iteration: int = 0) -> float:
         """Multiplier of every group's ``base_lr`` at ``epoch`` (0-based), ``iteration``."""
+        epoch += self.epoch_offset
         return self.warmup(epoch, iteration) * self.decay(epoch)
 
     def apply(self, optimizer: torch.optim.Optimizer, epoch: int, iteration: int = 0) -> None:
@@ -287,8 +291,12 @@ class LRSchedule:
         return self.warmup_per_iter and self.warmup_epochs > 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain values only (loadable with ``weights_only=True``)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        """Plain values only (loadable with ``weights_only=True``); ``epoch_offset`` only when
+        set, so checkpoints written before it existed still resume."""
+        state = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        if not self.epoch_offset:
+            del state["epoch_offset"]
+        return state
 
     @property
     def depends_on_epochs(self) -> bool:
@@ -315,6 +323,7 @@ _SCHEDULE_KEYS = {
     "warmup_method",
     "warmup_steps",
     "warmup_per_iter",
+    "epoch_offset",
 }
 
 
@@ -372,6 +381,9 @@ def build_scheduler(
     if not isinstance(per_iter, bool):
         raise ValueError(f"scheduler.warmup_per_iter: expected true or false, got {per_iter!r}")
     min_factor = _check_number("scheduler.min_factor", spec.get("min_factor", 0.0))
+    offset = spec.get("epoch_offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"scheduler.epoch_offset: expected an int >= 0, got {offset!r}")
     return LRSchedule(
         name=name,
         epochs=int(epochs),
@@ -384,4 +396,5 @@ def build_scheduler(
         warmup_method=method,
         warmup_steps=steps,
         warmup_per_iter=per_iter,
+        epoch_offset=offset,
     )
