@@ -20,7 +20,7 @@ lock again (a stopped process holds no lock), the run keeps its run id (remember
 the last checkpoint. Before training, every rank compares its copy of the checkpoint folder with
 rank 0's and takes rank 0's files where they differ (nodes without shared storage).
 
-Every log line of a worker starts with ``[rank R/W host]``. A failure on rank 0 before or after
+Every log line of a worker starts with ``rank R/W host |``. A failure on rank 0 before or after
 training (a held lock, a bad parameter, a full disk) is sent to the other ranks, so every process
 ends with the same one-line message instead of waiting for rank 0 in a collective.
 """
@@ -83,8 +83,9 @@ def _backend() -> str:
 
 
 def rank_prefix(rank: int, world: int, host: str | None = None) -> str:
-    """``[rank R/W host]``: what every log line of a worker starts with."""
-    return f"[rank {rank}/{world} {host or socket.gethostname()}]"
+    """``rank R/W host |``: what every log line of a worker starts with (no square brackets:
+    Kedro's Rich console handler would read ``[rank ...]`` as markup and drop it)."""
+    return f"rank {rank}/{world} {host or socket.gethostname()} |"
 
 
 def _prefix_log_records(prefix: str) -> None:

@@ -1,52 +1,273 @@
-"""`torchrun --nproc_per_node=2 -m reid_pipeline.ddp` trains a train_<arch> pipeline with DDP
-(gloo on CPU) and leaves the same catalog outputs as a single-process `kedro run`."""
+"""`python -m reid_pipeline.ddp` under torchrun (gloo on CPU, the tiny synthetic data, BoT for two
+epochs): the same catalog outputs as a single-process `kedro run`, on one "machine"
+(`--standalone --nproc_per_node=2`) or two (two torchrun launchers meeting at a c10d rendezvous on
+127.0.0.1, one process each), and an elastic restart after a worker is SIGKILLed mid-epoch.
+
+The two-process standalone run is the reference: the two-node run and the restarted run have the
+same world size, global batch and seed, so their weights must be the same bytes (CPU training is
+deterministic, and so is gloo's all-reduce of two ranks' gradients)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
+import psutil
 import pytest
 
-from tests.kedro.conftest import tiny_params
+from tests.kedro.conftest import _copy_project, tiny_params
+
+ARCH = "bot"
+PARAMS = tiny_params(ARCH, fit={"epochs": 2, "progress": False})
+#: a generous bound on one torchrun run (about 1.5 minutes on 2 busy cores)
+TIMEOUT_S = 300
+
+
+@dataclass
+class Run:
+    project: Path
+    logs: list[str]  # one per launcher
+
+    def read(self, relative: str) -> Any:
+        return json.loads((self.project / relative).read_text())
+
+    @property
+    def weights_sha256(self) -> str:
+        data = (self.project / "data" / "06_models" / ARCH / "model.safetensors").read_bytes()
+        return hashlib.sha256(data).hexdigest()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.read(f"data/06_models/{ARCH}/model_spec.json")
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.read(f"data/06_models/{ARCH}/training_summary.json")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.read(f"data/08_reporting/{ARCH}/metrics.json")
+
+    def losses(self) -> dict[str, list[float]]:
+        """The per-epoch loss terms in the last checkpoint's history."""
+        from reid_pipeline.engine.checkpoint import load_checkpoint
+
+        state = load_checkpoint(
+            self.project / "data" / "06_models" / ARCH / "checkpoints" / "last.pt"
+        )
+        return {k: list(v) for k, v in state["history"].items() if k.startswith("loss")}
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true"}
+    env["COLUMNS"] = "400"  # Rich's console: one log record per line
+    env.pop("REID_RUN_ID", None)
+    return env
+
+
+def _launch(project: Path, log: IO[str], *torchrun_args: str) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *torchrun_args,
+        "-m",
+        "reid_pipeline.ddp",
+        "--pipeline",
+        f"train_{ARCH}",
+        "--params",
+        json.dumps(PARAMS),
+    ]
+    return subprocess.Popen(
+        command, cwd=project, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill whatever is left of the launchers and their workers (no process may outlive a
+    test)."""
+    victims: list[psutil.Process] = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            victims += psutil.Process(proc.pid).children(recursive=True)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+    for victim in victims:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            victim.kill()
+    psutil.wait_procs(victims, timeout=10)
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+
+
+def _wait(procs: list[subprocess.Popen[str]], logs: list[Path]) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    for proc in procs:
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    for proc, log in zip(procs, logs, strict=True):
+        assert proc.returncode == 0, log.read_text()[-6000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_ids(log: str) -> list[tuple[int, int, str]]:
+    """(rank, torchrun restart, run id) of every worker's start line."""
+    found = re.findall(r"rank (\d+) of \d+ \(.*?torchrun restart (\d+)\), run (\S+)", log)
+    return [(int(r), int(n), run) for r, n, run in found]
+
+
+def _lock_free(project: Path) -> bool:
+    path = project / "data" / ".locks" / f"{ARCH}.lock"
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return True
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The reference: `torchrun --standalone --nproc_per_node=2`."""
+    project = _copy_project(tmp_path_factory.mktemp("standalone") / "project")
+    log_path = project / "torchrun.log"
+    with log_path.open("w") as log:
+        procs = [_launch(project, log, "--standalone", "--nproc_per_node=2")]
+        try:
+            _wait(procs, [log_path])
+        finally:
+            _stop(procs)
+    return Run(project, [log_path.read_text()])
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_gloo(kedro_project: Path) -> None:
-    params = tiny_params("bot", fit={"epochs": 2, "progress": False})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--standalone",
-            "-m",
-            "reid_pipeline.ddp",
-            "--pipeline",
-            "train_bot",
-            "--params",
-            json.dumps(params),
-        ],
-        cwd=kedro_project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads(
-        (kedro_project / "data" / "06_models" / "bot" / "training_summary.json").read_text()
-    )
-    assert summary["processes"] == 2
-    assert summary["epochs"] == 2
-    metrics = json.loads(
-        (kedro_project / "data" / "08_reporting" / "bot" / "metrics.json").read_text()
-    )
-    assert metrics["training"]["processes"] == 2
-    assert 0.0 <= metrics["trained"]["mAP"] <= 1.0
+def test_torchrun_two_processes_gloo(standalone: Run) -> None:
+    assert standalone.summary["processes"] == 2
+    assert standalone.summary["epochs"] == 2
+    assert standalone.summary["resumed_from_epoch"] is None
+    assert standalone.metrics["training"]["processes"] == 2
+    assert 0.0 <= standalone.metrics["trained"]["mAP"] <= 1.0
+    log = standalone.logs[0]
+    # every worker says who it is, every log line of a worker carries its rank
+    assert re.search(r"rank 0/2 \S+ \| rank 0 of 2 \(local rank 0", log)
+    assert re.search(r"rank 1/2 \S+ \| rank 1 of 2 \(local rank 1", log)
+    ids = _run_ids(log)
+    assert sorted(r for r, _, _ in ids) == [0, 1]
+    assert len({run for *_, run in ids}) == 1
+    assert standalone.spec["run_id"] == ids[0][2]
+    # only rank 0 runs Kedro nodes (ingestion before training, outputs after)
+    nodes = [line for line in log.splitlines() if "Running node:" in line]
+    assert nodes
+    assert all("rank 0/2" in line for line in nodes)
+    assert _lock_free(standalone.project)
+
+
+@pytest.mark.slow
+def test_two_nodes_match_one_node(standalone: Run, tmp_path_factory: pytest.TempPathFactory):
+    """Two torchrun launchers ("nodes") of one process each, c10d rendezvous on 127.0.0.1: the
+    same weights (bytes of model.safetensors), the same training curve and the same test metrics
+    as the standalone two-process run."""
+    project = _copy_project(tmp_path_factory.mktemp("two_nodes") / "project")
+    port = _free_port()
+    common = [
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        f"--rdzv-id=test-{port}",
+        "--local-addr=127.0.0.1",
+    ]
+    paths = [project / f"node{i}.log" for i in range(2)]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with paths[0].open("w") as log0, paths[1].open("w") as log1:
+            procs.append(_launch(project, log0, *common))
+            time.sleep(1.0)  # the first launcher hosts the rendezvous store
+            procs.append(_launch(project, log1, *common))
+            _wait(procs, paths)
+    finally:
+        _stop(procs)
+    run = Run(project, [p.read_text() for p in paths])
+    logs = "\n".join(run.logs)
+    assert sorted(r for r, _, _ in _run_ids(logs)) == [0, 1]
+    assert len({run_id for *_, run_id in _run_ids(logs)}) == 1
+    rank0_log = next(log for log in run.logs if "rank 0 of 2" in log)
+    other_log = next(log for log in run.logs if "rank 1 of 2" in log)
+    assert "rank 0/2" not in other_log
+    assert "rank 1/2" not in rank0_log
+    # one rank prepares the data and writes the catalog outputs
+    assert "Running node:" in rank0_log
+    assert "Running node:" not in other_log
+
+    assert run.summary["processes"] == 2
+    assert run.weights_sha256 == standalone.weights_sha256
+    assert run.spec["weights_sha256"] == standalone.spec["weights_sha256"]
+    assert run.losses()
+    assert run.losses() == standalone.losses()
+    assert run.metrics["trained"] == standalone.metrics["trained"]
+    assert run.metrics["untrained"] == standalone.metrics["untrained"]
+    assert _lock_free(project)
+
+
+@pytest.mark.slow
+def test_elastic_restart_resumes(standalone: Run, tmp_path_factory: pytest.TempPathFactory):
+    """`--max-restarts=1`: rank 0 (the lock holder and checkpoint writer) is SIGKILLed during
+    the second epoch; torchrun restarts the group, which keeps the run id, takes the lock again,
+    resumes from the first epoch's checkpoint and ends with the uninterrupted run's weights."""
+    project = _copy_project(tmp_path_factory.mktemp("elastic") / "project")
+    last = project / "data" / "06_models" / ARCH / "checkpoints" / "last.pt"
+    log_path = project / "torchrun.log"
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with log_path.open("w") as log:
+            procs.append(
+                _launch(project, log, "--standalone", "--nproc_per_node=2", "--max-restarts=1")
+            )
+            deadline = time.monotonic() + TIMEOUT_S
+            while not last.is_file():
+                assert procs[0].poll() is None, log_path.read_text()[-6000:]
+                assert time.monotonic() < deadline, "no checkpoint after the first epoch"
+                time.sleep(0.05)
+            time.sleep(0.5)  # into the second epoch
+            workers = [
+                p
+                for p in psutil.Process(procs[0].pid).children(recursive=True)
+                if "reid_pipeline.ddp" in " ".join(p.cmdline())
+            ]
+            rank0 = [p for p in workers if p.environ().get("RANK") == "0"]
+            assert len(workers) == 2
+            assert len(rank0) == 1
+            rank0[0].send_signal(signal.SIGKILL)
+            _wait(procs, [log_path])
+    finally:
+        _stop(procs)
+    run = Run(project, [log_path.read_text()])
+    ids = _run_ids(run.logs[0])
+    # the group started twice, with one run id
+    assert sorted((rank, restart) for rank, restart, _ in ids) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert len({run_id for *_, run_id in ids}) == 1
+    assert run.spec["run_id"] == ids[0][2] == run.summary["run_id"]
+    assert re.search(r"resuming from \S+last\.pt: 1 of 2 epochs done", run.logs[0])
+    assert run.summary["resumed_from_epoch"] == 1
+    assert run.weights_sha256 == standalone.weights_sha256
+    assert run.metrics["trained"] == standalone.metrics["trained"]
+    assert _lock_free(project)
