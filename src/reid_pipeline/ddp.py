@@ -20,9 +20,10 @@ lock again (a stopped process holds no lock), the run keeps its run id (remember
 the last checkpoint. Before training, every rank compares its copy of the checkpoint folder with
 rank 0's and takes rank 0's files where they differ (nodes without shared storage).
 
-Every log line of a worker starts with ``rank R/W host |``. A failure on rank 0 before or after
-training (a held lock, a bad parameter, a full disk) is sent to the other ranks, so every process
-ends with the same one-line message instead of waiting for rank 0 in a collective.
+With several processes every log line starts with ``rank R/W host |``. A failure on rank 0
+before or after training (a held lock, a bad parameter, a full disk) is sent to the other ranks,
+so every process ends with the same one-line message instead of waiting for rank 0 in a
+collective.
 """
 
 from __future__ import annotations
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     project = Path.cwd()
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    _prefix_log_records(rank_prefix(rank, world))
+    if world > 1:
+        _prefix_log_records(rank_prefix(rank, world))
     bootstrap_project(project)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend=_backend(), timeout=datetime.timedelta(hours=2))

@@ -271,3 +271,61 @@ def test_elastic_restart_resumes(standalone: Run, tmp_path_factory: pytest.TempP
     assert run.weights_sha256 == standalone.weights_sha256
     assert run.metrics["trained"] == standalone.metrics["trained"]
     assert _lock_free(project)
+
+
+def _two_ranks(rank: int, init: str, folders: list[str], result_dir: str) -> None:
+    """One of two gloo processes: sync_checkpoints with a folder per rank (nodes that share no
+    storage), then a failure on rank 0 as every rank sees it."""
+    import torch.distributed as dist
+
+    from reid_pipeline import ddp
+    from reid_pipeline.errors import ReidError, RunLockedError
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        changed = ddp.sync_checkpoints(Path(folders[rank]), rank, 2)
+        try:
+
+            def fail() -> None:
+                raise RunLockedError("run X (pid 1) is writing the bot outputs")
+
+            ddp._on_rank0(fail, rank, 2, "preparing the run")
+            error = ""
+        except ReidError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        outcome = ddp._on_rank0(lambda: "saved", rank, 2, "saving")
+        Path(result_dir, f"{rank}.json").write_text(
+            json.dumps({"changed": changed, "error": error, "outcome": outcome})
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_checkpoints_and_rank0_failures(tmp_path: Path) -> None:
+    """Rank 1's own copy of the checkpoint folder becomes rank 0's (a different last.pt is
+    replaced, a best.pt rank 0 does not have is removed, equal files are left alone), and an
+    error on rank 0 ends every rank with rank 0's message."""
+    import torch.multiprocessing as mp
+
+    folders = [tmp_path / "node0", tmp_path / "node1"]
+    for folder in folders:
+        folder.mkdir()
+        (folder / "history.csv").write_text("epoch\n1\n")
+    (folders[0] / "last.pt").write_bytes(b"epoch 1 of the run")
+    (folders[1] / "last.pt").write_bytes(b"an older run")
+    (folders[1] / "best.pt").write_bytes(b"an older run's best")
+    before = (folders[1] / "history.csv").stat().st_mtime_ns
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_two_ranks, args=(init, [str(f) for f in folders], str(tmp_path)), nprocs=2)
+    results = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+    assert results[0]["changed"] == []
+    assert results[1]["changed"] == ["last.pt", "best.pt"]
+    assert (folders[1] / "last.pt").read_bytes() == b"epoch 1 of the run"
+    assert not (folders[1] / "best.pt").exists()
+    assert (folders[1] / "history.csv").stat().st_mtime_ns == before
+    assert (folders[0] / "last.pt").read_bytes() == b"epoch 1 of the run"
+    assert results[0]["error"] == "RunLockedError: run X (pid 1) is writing the bot outputs"
+    assert results[1]["error"] == (
+        "ReidError: rank 0 failed while preparing the run: run X (pid 1) is writing the bot outputs"
+    )
+    assert [r["outcome"] for r in results] == ["saved", None]
