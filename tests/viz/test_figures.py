@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from tests.kedro.conftest import TINY_MODEL
 
 from reid_pipeline.data.records import Record
-from reid_pipeline.models import create_model
+from reid_pipeline.models import create_model, list_models
 from reid_pipeline.models.layers.gradcam import grad_cam
 from reid_pipeline.models.layers.parts import SPLITS, horizontal_parts, row_ranges
 from reid_pipeline.viz.gradcam import (
@@ -183,3 +184,15 @@ def test_dimn_stripes_partition_the_rows(tmp_path: Path) -> None:
 def test_a_model_without_stripes_is_refused() -> None:
     with pytest.raises(ValueError, match="no horizontal stripes"):
         model_stripes(_bot(), 16)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_gets_activation_maps(name: str) -> None:
+    options = {"backbone": "resnet18", **TINY_MODEL.get(name, {})}
+    model = create_model(name, num_classes=4, **options).eval()
+    cross = bool(getattr(model, "cross_modality", False))
+    modality = torch.tensor([0, 1]) if cross else None
+    got = activation_maps(model, torch.randn(2, 3, *SIZE), modality, torch.randn(2, model.feat_dim))
+    assert got.cams["trunk"].shape == (2, *SIZE)
+    assert torch.isfinite(got.cams["trunk"]).all()
+    assert float(got.cams["trunk"].amax()) == 1.0

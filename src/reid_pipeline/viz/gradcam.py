@@ -7,9 +7,9 @@ weights = the gradient's spatial mean, map = ReLU of the weighted channel sum).
 
 Target layers, chosen the same way for every model (docs/figures.md):
 
-- ``trunk``: the output of the trunk's last stage, ``model.backbone.layer4`` (every model of the
-  project has a ResNet trunk named ``backbone``; a model's own blocks after it, e.g. non-local
-  blocks or MIIMs, are not in this map);
+- ``trunk``: the output of the trunk's last stage, ``model.backbone.layer4`` (its last residual
+  block; every model of the project has a ResNet trunk named ``backbone``; a model's own blocks
+  after it, e.g. WRIM-Net's MIIM or FIENet's PFAM/MPIM, are not in this map);
 - ``erased``: where the model has a second copy of the last stage fed with an erased input
   (``model.erased_layer4``, DIMN's suppression branch), its output too: the regions the model
   looks at once the most salient region is erased. The erased window is read from that stage's
@@ -61,14 +61,20 @@ class ActivationMaps:
 
 
 def target_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's target layers by name (see the module docstring); the trunk's is required."""
+    """The model's target layers by name (see the module docstring): the last residual block of
+    each stage (its output is the stage's output, also where a model runs the stage block by
+    block, as AGW's and FIENet's non-local stages do); the trunk's is required."""
     modules = dict(model.named_modules())
-    if TARGETS["trunk"] not in modules:
+    if not isinstance(modules.get(TARGETS["trunk"]), nn.Sequential):
         raise ValueError(
             f"{type(model).__name__} has no trunk stage 'backbone.layer4'; the activation maps "
             "need a ResNet trunk named 'backbone' (docs/figures.md)"
         )
-    return {name: modules[path] for name, path in TARGETS.items() if path in modules}
+    return {
+        name: modules[path][-1]
+        for name, path in TARGETS.items()
+        if isinstance(modules.get(path), nn.Sequential)
+    }
 
 
 def activation_maps(
@@ -88,16 +94,20 @@ def activation_maps(
 
     handles = [layer.register_forward_hook(keep(name)) for name, layer in layers.items()]
     if "erased" in layers:
+        first = model.get_submodule(TARGETS["erased"])[0]  # the erased map enters here
         handles.append(
-            layers["erased"].register_forward_pre_hook(
-                lambda _m, inp: erased_input.append(inp[0].detach())
-            )
+            first.register_forward_pre_hook(lambda _m, inp: erased_input.append(inp[0].detach()))
         )
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
             emb = model(images, modality=modality)  # (B, feat_dim)
+            if set(feats) != set(layers):
+                raise ValueError(
+                    f"{type(model).__name__}'s eval forward did not run "
+                    f"{sorted(TARGETS[n] for n in set(layers) - set(feats))}"
+                )
             ref = F.normalize(references.to(emb), dim=1)
             score = (emb * ref).sum()
             cams = {name: grad_cam(score, f) for name, f in feats.items()}  # (B, h, w)
