@@ -214,6 +214,34 @@ def sync_checkpoints(folder: Path | None, rank: int, world: int) -> list[str]:
     return changed
 
 
+def check_images(manifests: list[Any], rank: int, world: int) -> None:
+    """Every rank must read the images the manifests list, at the same absolute paths (rank 0
+    wrote the manifests on its node). Raises ``DataError`` on every rank, naming the hosts and
+    a missing file, when any rank cannot, instead of one rank failing in its loader while the
+    others wait for it."""
+    if world <= 1:
+        return
+    paths = sorted({str(p) for m in manifests for p in m["path"]})
+    missing = [p for p in paths if not os.path.isfile(p)]
+    mine = None
+    if missing:
+        mine = (
+            f"rank {rank} on {socket.gethostname()}: {len(missing)} of {len(paths)} images "
+            f"missing, e.g. {missing[0]}"
+        )
+    everyone: list[Any] = [None] * world
+    dist.all_gather_object(everyone, mine)
+    problems = [p for p in everyone if p]
+    if problems:
+        from reid_pipeline.errors import DataError
+
+        raise DataError(
+            f"{'; '.join(problems)}. Every node must see the data at the same absolute path as "
+            "rank 0: shared storage, or the project cloned at the same path on every node and "
+            "`dvc pull` run on each (docs/training.md, Several machines)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reid_pipeline.ddp", description=__doc__)
     parser.add_argument("--pipeline", required=True, help="train_<arch>, e.g. train_dimn")
@@ -280,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         p.get("live_metrics_dir"),
         arch,
     )
+    check_images(manifests, rank, world)
     folder = checkpoint_path(experiment.where, experiment.recipe.checkpoint_dir)
     sync_checkpoints(folder, rank, world)
     weights, spec, history, summary = nodes.train_model(*manifests, experiment, run_id)

@@ -276,10 +276,11 @@ def test_elastic_restart_resumes(standalone: Run, tmp_path_factory: pytest.TempP
 def _two_ranks(rank: int, init: str, folders: list[str], result_dir: str) -> None:
     """One of two gloo processes: sync_checkpoints with a folder per rank (nodes that share no
     storage), then a failure on rank 0 as every rank sees it."""
+    import pandas as pd
     import torch.distributed as dist
 
     from reid_pipeline import ddp
-    from reid_pipeline.errors import ReidError, RunLockedError
+    from reid_pipeline.errors import DataError, ReidError, RunLockedError
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
@@ -294,8 +295,16 @@ def _two_ranks(rank: int, init: str, folders: list[str], result_dir: str) -> Non
         except ReidError as exc:
             error = f"{type(exc).__name__}: {exc}"
         outcome = ddp._on_rank0(lambda: "saved", rank, 2, "saving")
+        images = [pd.DataFrame({"path": [folders[0] + "/last.pt"]})]
+        ddp.check_images(images, rank, 2)  # every rank sees the file
+        missing = ""
+        try:
+            # a file neither "node" has
+            ddp.check_images([pd.DataFrame({"path": [folders[rank] + "/last.pt.gone"]})], rank, 2)
+        except DataError as exc:
+            missing = str(exc)
         Path(result_dir, f"{rank}.json").write_text(
-            json.dumps({"changed": changed, "error": error, "outcome": outcome})
+            json.dumps({"changed": changed, "error": error, "outcome": outcome, "missing": missing})
         )
     finally:
         dist.destroy_process_group()
@@ -329,3 +338,8 @@ def test_sync_checkpoints_and_rank0_failures(tmp_path: Path) -> None:
         "ReidError: rank 0 failed while preparing the run: run X (pid 1) is writing the bot outputs"
     )
     assert [r["outcome"] for r in results] == ["saved", None]
+    for r in results:  # both ranks end with the same message, naming both ranks' missing files
+        assert r["missing"] == results[0]["missing"]
+        assert f"rank 1 on {socket.gethostname()}: 1 of 1 images missing" in r["missing"]
+        assert "node1/last.pt.gone" in r["missing"]
+        assert "rank 0 on" in r["missing"]
