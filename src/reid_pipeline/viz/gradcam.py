@@ -167,7 +167,10 @@ def plot_activation_maps(
                 _outline(ax, maps.erased[col].numpy(), img.shape[:2])
             if col == 0:
                 ax.set_ylabel(_TITLES[name], fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    note = "red = strongest evidence (each map scaled to its maximum)"
+    if maps.erased is not None:
+        note += "; dashed box = erased window"
+    fig.suptitle(f"{title}\n{note}", fontsize=9)
     fig.tight_layout()
     return fig
 
