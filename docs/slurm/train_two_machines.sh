@@ -21,6 +21,9 @@ PORT=${PORT:-29400}
 RUN=${RUN:-reid-$ARCH}                                 # the same on both machines
 
 export KEDRO_DISABLE_TELEMETRY=true
+# Elastic restarts across nodes: a fresh rendezvous store per restart. torchrun's default keeps
+# one store whose old keys a restarted group can read (pytorch/pytorch#135712).
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
 export NCCL_DEBUG=${NCCL_DEBUG:-WARN}                  # INFO to see what NCCL picked
 # export NCCL_SOCKET_IFNAME=eth0                       # the interface between the machines
 # export NCCL_IB_DISABLE=1                             # no InfiniBand between them

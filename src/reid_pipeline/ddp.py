@@ -83,6 +83,37 @@ def _backend() -> str:
     return "nccl" if torch.cuda.is_available() and local < torch.cuda.device_count() else "gloo"
 
 
+def _init_process_group(timeout: datetime.timedelta = datetime.timedelta(hours=2)) -> None:
+    """The default process group from torchrun's variables.
+
+    By default torchrun's agents keep one store for the rendezvous and every restart of the
+    group, and the workers' process-group keys are not separated by restart: the processes of a
+    restarted group can read the addresses the killed processes published and fail to connect
+    ("Gloo connectFullMesh failed ... Connection refused", pytorch/pytorch#135712) or, with
+    NCCL, read a stale unique id. With one agent (``--standalone``, one node) its restart count
+    is the same for every worker, and the keys go under a prefix per restart. Several agents
+    count restarts each on its own (a healthy node's agent restarts its workers without
+    counting), so there the fix is torchrun's own ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a
+    fresh store per restart, set in docs/slurm/*); without it rank 0 warns when restarts are
+    allowed."""
+    store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    agents = int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)
+    if shared and agents == 1:
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"reid_pipeline/restart_{restart}", store)
+    elif shared and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0 and rank == 0:
+        logger.warning(
+            "elastic restarts across %d nodes need TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in the "
+            "environment of every torchrun (a restarted group may otherwise fail to connect); "
+            "see docs/training.md, Several machines",
+            agents,
+        )
+    dist.init_process_group(
+        backend=_backend(), store=store, rank=rank, world_size=world, timeout=timeout
+    )
+
+
 def rank_prefix(rank: int, world: int, host: str | None = None) -> str:
     """``rank R/W host |``: what every log line of a worker starts with (no square brackets:
     Kedro's Rich console handler would read ``[rank ...]`` as markup and drop it)."""
@@ -138,21 +169,37 @@ def _run_id_file(arch: str) -> Path:
     return Path.cwd() / runlock.LOCK_DIR / f"{arch}.torchrun.json"
 
 
+def _launcher() -> dict[str, Any]:
+    """Who launched this process: torchrun's rendezvous id, host and agent (parent) pid."""
+    return {
+        "torchrun_id": os.environ.get("TORCHELASTIC_RUN_ID", ""),
+        "host": socket.gethostname(),
+        "launcher_pid": os.getppid(),
+    }
+
+
 def _run_id(rank: int, world: int, arch: str) -> str:
     """One id for every rank of this run (rank 0's, broadcast) and for every restart of the
-    group: ``REID_RUN_ID`` when set; else, after an elastic restart, the id rank 0 recorded
-    under the same torchrun rendezvous id; else the UTC time now."""
+    group: ``REID_RUN_ID`` when set; else the id rank 0 recorded for the same torchrun
+    rendezvous id when this is a restart of that launch (the same torchrun agent, or a restart
+    count above 0: a healthy node's agent restarts its workers without counting); else the UTC
+    time now."""
     run_id = os.environ.get("REID_RUN_ID", "")
     if not run_id and rank == 0:
-        rdzv = os.environ.get("TORCHELASTIC_RUN_ID", "")
+        me = _launcher()
         restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
-        if rdzv and restarts > 0:
+        if me["torchrun_id"]:
             try:
                 saved = json.loads(_run_id_file(arch).read_text())
-                if saved.get("torchrun_id") == rdzv:
+            except (OSError, ValueError):
+                saved = {}
+            if isinstance(saved, dict) and saved.get("torchrun_id") == me["torchrun_id"]:
+                same_agent = (saved.get("host"), saved.get("launcher_pid")) == (
+                    me["host"],
+                    me["launcher_pid"],
+                )
+                if same_agent or restarts > 0:
                     run_id = str(saved.get("run_id") or "")
-            except (OSError, ValueError, AttributeError):
-                run_id = ""
         if not run_id:
             run_id = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
     if world > 1:
@@ -163,13 +210,14 @@ def _run_id(rank: int, world: int, arch: str) -> str:
 
 
 def _remember_run_id(arch: str, run_id: str) -> None:
-    """Record the run id under torchrun's rendezvous id for a restarted group (rank 0)."""
-    rdzv = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    if not rdzv:
+    """Record the run id under torchrun's rendezvous id and agent for a restarted group
+    (rank 0)."""
+    me = _launcher()
+    if not me["torchrun_id"]:
         return
     from reid_pipeline.engine.checkpoint import atomic_write_text
 
-    atomic_write_text(json.dumps({"torchrun_id": rdzv, "run_id": run_id}), _run_id_file(arch))
+    atomic_write_text(json.dumps(me | {"run_id": run_id}), _run_id_file(arch))
 
 
 def _digest(path: Path) -> str | None:
@@ -264,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         _prefix_log_records(rank_prefix(rank, world))
     bootstrap_project(project)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend=_backend(), timeout=datetime.timedelta(hours=2))
+        _init_process_group()
     os.environ["REID_RUN_ID"] = run_id = _run_id(rank, world, arch)
     logger.info(
         "rank %d of %d (local rank %s, node %s, torchrun restart %s), run %s",

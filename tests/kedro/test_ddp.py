@@ -77,7 +77,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _launch(project: Path, log: IO[str], *torchrun_args: str) -> subprocess.Popen[str]:
+def _launch(
+    project: Path, log: IO[str], *torchrun_args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     command = [
         sys.executable,
         "-m",
@@ -91,7 +93,12 @@ def _launch(project: Path, log: IO[str], *torchrun_args: str) -> subprocess.Pope
         json.dumps(PARAMS),
     ]
     return subprocess.Popen(
-        command, cwd=project, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=project,
+        env=_env() | (env or {}),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -200,9 +207,11 @@ def test_two_nodes_match_one_node(standalone: Run, tmp_path_factory: pytest.Temp
     procs: list[subprocess.Popen[str]] = []
     try:
         with paths[0].open("w") as log0, paths[1].open("w") as log1:
-            procs.append(_launch(project, log0, *common))
+            # as docs/slurm/* launch: a fresh rendezvous store per restart
+            env = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+            procs.append(_launch(project, log0, *common, env=env))
             time.sleep(1.0)  # the first launcher hosts the rendezvous store
-            procs.append(_launch(project, log1, *common))
+            procs.append(_launch(project, log1, *common, env=env))
             _wait(procs, paths)
     finally:
         _stop(procs)
@@ -343,3 +352,60 @@ def test_sync_checkpoints_and_rank0_failures(tmp_path: Path) -> None:
         assert f"rank 1 on {socket.gethostname()}: 1 of 1 images missing" in r["missing"]
         assert "node1/last.pt.gone" in r["missing"]
         assert "rank 0 on" in r["missing"]
+
+
+RACE = """
+import os, sys, time
+import torch.distributed as dist
+from reid_pipeline import ddp
+
+restart = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+rank = int(os.environ["RANK"])
+if restart == 1 and rank == 0:
+    time.sleep(3)  # rank 1 reads the store first, where only the killed group's keys are
+ddp._init_process_group()
+dist.barrier()
+print(f"rank {rank} restart {restart} connected", flush=True)
+if restart == 0 and rank == 1:
+    os._exit(1)
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def test_restarted_group_connects(tmp_path: Path) -> None:
+    """After a restart under --standalone the new processes find each other, even when one of
+    them reads the rendezvous store before the other has published its address (with a plain
+    `init_process_group` the restarted group hangs or fails to connect on the killed group's
+    addresses: pytorch/pytorch#135712)."""
+    script = tmp_path / "race.py"
+    script.write_text(RACE)
+    log_path = tmp_path / "race.log"
+    with log_path.open("w") as log:
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    "--nproc_per_node=2",
+                    "--max-restarts=1",
+                    str(script),
+                ],
+                cwd=tmp_path,
+                env=_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        ]
+        try:
+            procs[0].wait(timeout=120)
+        finally:
+            _stop(procs)
+    text = log_path.read_text()
+    assert procs[0].returncode == 0, text[-4000:]
+    for rank in (0, 1):
+        for restart in (0, 1):
+            assert f"rank {rank} restart {restart} connected" in text
