@@ -7,13 +7,14 @@ train pipeline adds the figure only for them. The rows of each stripe come from 
 itself where it says so (a ``stripe_rows(height) -> {n: [(start, end), ...]}`` method), else from
 the split the project's part pooling uses (:func:`reid_pipeline.models.layers.parts.row_ranges`
 for each ``n`` in ``model.granularities``, with the model's ``stripes`` split rule where it has
-one). The stripes are cut on the trunk's last feature map
-(``model.backbone.layer4``); its height is measured with one forward of the image, and a
-feature row ``r`` of ``H`` covers image rows ``[r * h / H, (r + 1) * h / H)``.
+one). The stripes are cut on the trunk's last feature map (``model.backbone.layer4``); its
+height is measured with a trunk forward of a blank image on the meta device, and a feature
+row ``r`` of ``H`` covers image rows ``[r * h / H, (r + 1) * h / H)``.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import matplotlib
@@ -23,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from torch import nn
 
 from reid_pipeline.data.records import Record
 from reid_pipeline.models.layers.parts import row_ranges
@@ -39,18 +40,17 @@ def declares_stripes(name: str) -> bool:
     return "granularities" in model_options(name)
 
 
-def feature_height(model: nn.Module, images: Tensor, modality: Tensor | None) -> int:
-    """Rows of the trunk's last feature map (``backbone.layer4``) for ``images``."""
-    heights: list[int] = []
-    handle = model.get_submodule("backbone.layer4").register_forward_hook(
-        lambda _m, _i, out: heights.append(int(out.shape[2]))
-    )
-    try:
-        with torch.no_grad():
-            model(images, modality=modality)
-    finally:
-        handle.remove()
-    return heights[0]
+def feature_height(model: nn.Module, image_size: tuple[int, int]) -> int:
+    """Rows of the trunk's last feature map (``backbone.layer4``) for images of
+    ``image_size``: a forward through a copy of the trunk on the ``meta`` device (shapes
+    only, no arithmetic; the height does not depend on the content)."""
+    trunk = copy.deepcopy(model.get_submodule("backbone")).to("meta")
+    blank = torch.zeros(1, 3, *image_size, device="meta")
+    with torch.no_grad():
+        x = trunk.forward_stem(blank, torch.zeros(1, dtype=torch.long, device="meta"))
+        for layer in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4):
+            x = layer(x)
+    return int(x.shape[2])
 
 
 def model_stripes(model: nn.Module, height: int) -> Stripes:
@@ -117,9 +117,7 @@ def stripes_figure(
 ) -> Figure:
     """The stripes of ``model`` over ``count`` query persons of distinct identities."""
     records = [query[i] for i in pick_queries(query, count, benchmark=benchmark)]
-    images, rgb = load_images(records, image_size)
-    cross = bool(getattr(model, "cross_modality", False))
-    modality = torch.tensor([r.modality for r in records]) if cross else None
-    height = feature_height(model, images, modality)
+    _, rgb = load_images(records, image_size)
+    height = feature_height(model, image_size)
     labels = [label(r.pid, r.camid, r.modality) for r in records]
     return plot_stripes(rgb, model_stripes(model, height), height, labels, title=title)
