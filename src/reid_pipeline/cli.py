@@ -96,15 +96,15 @@ def _run(**kwargs: Any) -> Any:
     return guarded(_kedro_run.callback)(pipeline=None, **kwargs)
 
 
-cli.add_command(
-    click.Command(
-        "run",
-        params=list(_kedro_run.params),
-        callback=_run,
-        help="Run a pipeline (`--pipeline NAME` or `--pipelines A,B`; default: __default__).",
-        context_settings=_kedro_run.context_settings,
-    )
+#: module-level as well: Kedro's ``find_run_command`` (``python -m reid_pipeline``) looks for it
+run = click.Command(
+    "run",
+    params=list(_kedro_run.params),
+    callback=_run,
+    help="Run a pipeline (`--pipeline NAME` or `--pipelines A,B`; default: __default__).",
+    context_settings=_kedro_run.context_settings,
 )
+cli.add_command(run)
 
 
 def stop_children_on_term() -> None:
