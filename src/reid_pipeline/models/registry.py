@@ -1,11 +1,12 @@
 """Model registry: ``create_model(name, ...)``, ``list_models()`` and ``model_options(name)``.
 
-Adding an architecture is one file: a module ``reid_pipeline/models/<name>.py`` whose model class
-carries ``@register_model("<name>")``. The registry finds such modules itself
+An architecture's model is one file: a module ``reid_pipeline/models/<name>.py`` whose model
+class carries ``@register_model("<name>")`` (with its parameters file, the whole of adding an
+architecture: docs/adding_an_architecture.md). The registry finds such modules itself
 (:func:`discover_models` walks the package with ``pkgutil`` the first time a name is needed);
 ``base``, ``registry``, private ``_*`` modules and the ``layers`` subpackage are not model
 modules. A module that fails to import is logged as a warning naming it and skipped, so one broken
-architecture never hides the others. See "Adding an architecture" in docs/models.md.
+architecture never hides the others.
 """
 
 from __future__ import annotations
