@@ -109,8 +109,20 @@ def _init_process_group(timeout: datetime.timedelta = datetime.timedelta(hours=2
             "see docs/training.md, Several machines",
             agents,
         )
+    backend, device = _backend(), None
+    if backend == "nccl":  # this process's GPU before any collective (broadcast_object_list
+        # stages its tensors on the current device: every rank on cuda:0 would be refused)
+        import torch
+
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     dist.init_process_group(
-        backend=_backend(), store=store, rank=rank, world_size=world, timeout=timeout
+        backend=backend,
+        store=store,
+        rank=rank,
+        world_size=world,
+        timeout=timeout,
+        device_id=device,
     )
 
 
