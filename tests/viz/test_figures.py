@@ -94,10 +94,14 @@ def test_a_model_without_a_resnet_trunk_is_refused() -> None:
         activation_maps(NoTrunk(), torch.randn(1, 3, *SIZE), None, torch.randn(1, 3))
 
 
-def test_references_are_the_identity_mean_of_the_gallery() -> None:
-    gallery = torch.tensor([[3.0, 0.0], [0.0, 2.0], [0.0, 5.0]])
+def test_references_are_the_identity_mean_of_the_gallery_minus_its_mean() -> None:
+    gallery = torch.tensor([[3.0, 0.0], [0.0, 2.0], [0.0, 5.0]])  # normalised: e1, e2, e2
     refs = identity_references([7, 9], gallery, torch.tensor([7, 8, 8]), torch.ones(2, 2))
-    torch.testing.assert_close(refs, torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # 9: fallback
+    centre = torch.tensor([1 / 3, 2 / 3])
+    want = torch.stack([torch.tensor([1.0, 0.0]) - centre, torch.ones(2) / 2**0.5 - centre])
+    torch.testing.assert_close(refs, want)  # pid 9 has no gallery image: its own embedding
+    one_id = identity_references([7], gallery[:1], torch.tensor([7]), torch.ones(1, 2))
+    torch.testing.assert_close(one_id, torch.tensor([[1.0, 0.0]]))  # nothing to set apart from
 
 
 def test_picks_distinct_identities_evenly_and_skips_junk() -> None:

@@ -18,9 +18,13 @@ Target layers, chosen the same way for every model (docs/figures.md):
 The score: a test image has no classifier logit (test identities are not training classes), so
 the score of image ``b`` is the projection of its embedding ``e_b`` (the model's eval-mode
 output) on the L2-normalised *reference* ``r_b`` of its identity, ``<e_b, r_b / |r_b|>``; the
-reference is the mean L2-normalised embedding of the gallery images of that identity (the
-other modality's on visible-infrared data), so the map shows the evidence the model uses to
-match the person to the gallery. The model stays in eval mode (BatchNorm running statistics).
+reference is the mean L2-normalised gallery embedding of that identity (the other modality's on
+visible-infrared data) minus the mean of the whole gallery's, the direction that sets the
+identity apart from the average person, as a classifier's logit does for a training class.
+The map shows the evidence the model uses to tell this person from the others. (Without the
+centring, a BNNeck embedding's constant offset dominates the reference and the maps of a weakly
+trained model come out all negative, i.e. empty after the ReLU.) The model stays in eval mode
+(BatchNorm running statistics).
 """
 
 from __future__ import annotations
@@ -128,13 +132,19 @@ def activation_maps(
 def identity_references(
     query_pids: Sequence[int], gallery_feats: Tensor, gallery_pids: Tensor, fallback: Tensor
 ) -> Tensor:
-    """Per query pid the mean L2-normalised gallery embedding of that identity; a query
-    without gallery images of its identity uses its own row of ``fallback``."""
+    """Per query pid what sets its identity apart in the gallery: the mean L2-normalised
+    gallery embedding of that identity minus the mean L2-normalised embedding of the whole
+    gallery. A query without gallery images of its identity uses its own (normalised) row of
+    ``fallback`` in place of the identity mean; a gallery of one identity, where the difference
+    vanishes, the uncentred mean."""
     g = F.normalize(gallery_feats.float(), dim=1)
+    centre = g.mean(dim=0)
     rows = []
     for i, pid in enumerate(query_pids):
         same = gallery_pids == int(pid)
-        rows.append(g[same].mean(dim=0) if bool(same.any()) else fallback[i].float())
+        own = g[same].mean(dim=0) if bool(same.any()) else F.normalize(fallback[i].float(), dim=0)
+        diff = own - centre
+        rows.append(diff if float(diff.norm()) > 1e-6 else own)
     return torch.stack(rows)
 
 
