@@ -1,8 +1,8 @@
 """The DVC flow for real, in a fresh clone of the project with tiny settings in conf/local:
 ``dvc repro`` -> nothing left to reproduce (not even after regenerating the raw data) ->
 metrics and plots offline -> weights and data through a remote, byte-identical -> ``dvc exp run``
-(a recipe value and a report parameter set with ``-S``) -> ``dvc exp show`` -> which stages a
-change to another recipe or to the recipe choice makes stale.
+(a recipe value and a report parameter set with ``-S``) -> ``dvc exp show`` -> which stages
+a recipe, the recipe choice or ``recipe_override`` makes stale.
 
 To stay within the suite's budget the train foreach is cut to ``dimn`` (Market-1501 layout) and
 ``wrimnet`` (SYSU-MM01 layout): one architecture per raw dataset, so every stage kind and both
@@ -32,6 +32,8 @@ from tests.dvc.conftest import (
 from tests.kedro.conftest import tiny_params
 
 SUBSET = ("dimn", "wrimnet")
+#: per architecture, the metrics files kept in git (.gitignore) for `dvc exp show`
+METRICS_FILES = ("metrics.json", "dvclive/metrics.json")
 RAW = ("data/01_raw/synthetic/Market-1501-v15.09.15", "data/01_raw/synthetic/SYSU-MM01")
 
 
@@ -106,19 +108,20 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     assert "| wrimnet | sysu_mm01 |" in report
     lock = load_yaml(project / "dvc.lock")
     assert set(lock["stages"]) == {"generate", "ingest", "train@dimn", "train@wrimnet", "report"}
-    assert "--params=dimn.cpu_synthetic.fit.resume=false" in lock["stages"]["train@dimn"]["cmd"]
-    # the recipe that runs and the shared keys it reads are DVC params of the train stage
-    for arch, slot, protocol in (
-        ("dimn", "single_modality", "protocols.market1501"),
-        ("wrimnet", "cross_modality", "protocols.sysu_mm01"),
-    ):
+    assert "--params=dimn.$recipe.fit.resume=false" in lock["stages"]["train@dimn"]["cmd"]
+    # the architecture's whole block and the shared keys it reads are DVC params of its stage
+    for arch in SUBSET:
         params = lock["stages"][f"train@{arch}"]["params"]
-        assert set(params[f"conf/base/parameters_train_{arch}.yml"]) == {f"{arch}.cpu_synthetic"}
+        assert set(params[f"conf/base/parameters_train_{arch}.yml"]) == {arch}
         assert set(params["conf/base/parameters.yml"]) == {
-            f"recipes.{arch}",
-            f"datasets.{slot}",
-            protocol,
+            "recipe_override",
+            "datasets",
+            "protocols",
+            "live_metrics_dir",
         }
+        live = project / f"data/08_reporting/{arch}/dvclive"
+        assert json.loads((live / "metrics.json").read_text())["train"]["loss"] > 0
+        assert (live / "plots/metrics/train/loss.tsv").is_file()
 
     # --- a second repro has nothing to do (no output feeds back into a dependency)
     again = dvc("repro", cwd=project)
@@ -145,15 +148,18 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     dvc("plots", "show", "-o", str(plots), cwd=project)
     html = (plots / "index.html").read_text()
     for arch in SUBSET:
-        for png in ("cmc_curve", "training_curves", "rank_list", "embedding_map"):
+        for png in (
+            "cmc_curve", "training_curves", "rank_list", "embedding_map", "activation_maps", "tsne"
+        ):  # fmt: skip
             name = f"workspace_data_08_reporting_{arch}_{png}.png"
             assert f'src="static/{name}"' in html
             assert (plots / "static" / name).stat().st_size > 1000
-    assert "CMC, trained vs untrained" in html  # the vega plot of the CSVs is there too
+    assert "CMC of the trained model" in html  # the vega plot of the CSVs is there too
     data = json.loads(dvc("plots", "show", "--json", cwd=project))
     assert any("cmc.csv" in json.dumps(v) for v in data.values())
 
-    git("add", "dvc.lock", *[f"data/08_reporting/{a}/metrics.json" for a in SUBSET], cwd=project)
+    metrics_files = [f"data/08_reporting/{a}/{m}" for a in SUBSET for m in METRICS_FILES]
+    git("add", "dvc.lock", *metrics_files, cwd=project)
     git("commit", "-q", "-m", "synthetic experiment, tiny", cwd=project)
 
     # --- weights and data through a remote: push, remove, pull, identical bytes
@@ -179,6 +185,7 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     # feed reruns (wrimnet: the quicker of the two trainings)
     recipe = project / "conf/base/parameters_train_wrimnet.yml"
     base_lr = load_yaml(recipe)["wrimnet"]["cpu_synthetic"]["optimizer"]["lr"]
+    base_order = load_yaml(project / "conf/base/parameters_report.yml")["report"]["order"]
     assert base_lr != 0.002
     out = dvc(
         "exp", "run", "-n", "wrimnet-lr",
@@ -194,7 +201,7 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     rows = {row["name"]: row for row in _exp_rows(project)}
     assert {"main", "wrimnet-lr"} <= set(rows)
     for name, lr, order in (
-        ("main", base_lr, ["bot", "agw", "dimn", "pmm", "fienet", "wrimnet"]),
+        ("main", base_lr, base_order),
         ("wrimnet-lr", 0.002, ["wrimnet", "dimn"]),
     ):
         params = rows[name]["params"]
@@ -202,6 +209,7 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
         recipe_params = params["conf/base/parameters_train_wrimnet.yml"]["wrimnet"]
         assert recipe_params["cpu_synthetic"]["optimizer"]["lr"] == lr
         assert "data/08_reporting/wrimnet/metrics.json" in rows[name]["metrics"]
+        assert "data/08_reporting/wrimnet/dvclive/metrics.json" in rows[name]["metrics"]
     # the README's narrow view: one architecture's headline metrics beside the changed value
     keep = (
         r"Experiment|.*{0}/metrics.json:trained\.(R1|mAP|mINP)$"
@@ -217,12 +225,20 @@ def test_dvc_repro_exp_metrics_plots_remote(tmp_path: Path) -> None:
     assert re.search(r"wrimnet-lr\]\s.*0\.002", table)
 
     # --- what a change makes stale (DVC's own `-S` code edits the files; nothing is run): the
-    # experiment's results are the workspace now; another recipe's value feeds nothing, the
-    # recipe choice feeds its one train stage
+    # experiment's results are the workspace now. A stage tracks its architecture's whole block,
+    # so a recipe that does not run reruns it too (conservative); the recipe choice stales that
+    # one train stage; `recipe_override` every train stage
     assert _stale(project) == set()
     dimn_recipe = project / "conf/base/parameters_train_dimn.yml"
     apply_overrides(dimn_recipe, ["dimn.paper.seed=5"])
     assert load_yaml(dimn_recipe)["dimn"]["paper"]["seed"] == 5
-    assert _stale(project) == set()
-    apply_overrides(project / "conf/base/parameters.yml", ["recipes.dimn=paper"])
     assert _stale(project) == {"train@dimn"}
+    git("checkout", "--", "conf/base/parameters_train_dimn.yml", cwd=project)
+    assert _stale(project) == set()
+    apply_overrides(dimn_recipe, ["dimn.recipe=paper"])
+    assert _stale(project) == {"train@dimn"}
+    git("checkout", "--", "conf/base/parameters_train_dimn.yml", cwd=project)
+    apply_overrides(
+        project / "conf/base/parameters.yml", ["+recipe_override.single_modality=paper"]
+    )
+    assert _stale(project) == {"train@dimn", "train@wrimnet"}
