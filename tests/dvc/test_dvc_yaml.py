@@ -261,11 +261,14 @@ def _set_param_case(path: str) -> tuple[str, str, Any]:
     """For a params file: a key, the `-S` value and the value it must become."""
     name = Path(path).name
     m = re.fullmatch(r"parameters_train_(\w+)\.yml", name)
-    if m:  # switch to another recipe of the block
+    if m:  # switch to another recipe of the block (or change a value of its only one)
         arch = m.group(1)
         block = load_yaml(ROOT / path)[arch]
-        other = next(r for r in recipe_names(block) if r != block["recipe"])
-        return f"{arch}.recipe", other, other
+        others = [r for r in recipe_names(block) if r != block["recipe"]]
+        if others:
+            return f"{arch}.recipe", others[0], others[0]
+        epochs = block[block["recipe"]]["fit"]["epochs"] + 1  # a block with one recipe
+        return f"{arch}.{block['recipe']}.fit.epochs", str(epochs), epochs
     cases = {
         "parameters.yml": ("datasets.single_modality.name", "dukemtmc", "dukemtmc"),
         "parameters_generate_synthetic.yml": ("generate_synthetic.root", "data/raw2", "data/raw2"),
