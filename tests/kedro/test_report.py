@@ -223,6 +223,8 @@ def test_regdb_all_trials_script(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "regdb_all_trials.sh", project / "scripts")
+    # the script checks the architecture against the registry and conf/regdb first
+    shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     runs = {t: _metrics("fienet", _regdb_protocol(t, seed=10 + t)) for t in range(1, 11)}
     (project / "fixtures").mkdir()
     for t, m in runs.items():

@@ -245,9 +245,10 @@ def test_kedro_viz_run_listens_on_localhost_only(project: Path, tmp_path: Path) 
         _, alive = psutil.wait_procs(children, timeout=15)
         assert not alive, f"server processes left behind: {[p.pid for p in alive]}"
     finally:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
         if proc.poll() is None:
             proc.kill()
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
+        proc.wait(timeout=30)
         log.close()

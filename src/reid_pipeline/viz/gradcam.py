@@ -67,13 +67,18 @@ class ActivationMaps:
 def target_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The model's target layers by name (see the module docstring): the last residual block of
     each stage (its output is the stage's output, also where a model runs the stage block by
-    block, as AGW's and FIENet's non-local stages do); the trunk's is required."""
+    block, as AGW's and FIENet's non-local stages do); a model without a ResNet trunk (a new
+    architecture) gets its last convolution's output."""
     modules = dict(model.named_modules())
     if not isinstance(modules.get(TARGETS["trunk"]), nn.Sequential):
-        raise ValueError(
-            f"{type(model).__name__} has no trunk stage 'backbone.layer4'; the activation maps "
-            "need a ResNet trunk named 'backbone' (docs/figures.md)"
-        )
+        # not a ResNet trunk (a new architecture): the last convolution's output
+        convs = [m for m in modules.values() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise ValueError(
+                f"{type(model).__name__} has no convolution; the activation maps need a "
+                "feature map (docs/figures.md)"
+            )
+        return {"trunk": convs[-1]}
     return {
         name: modules[path][-1]
         for name, path in TARGETS.items()
@@ -91,8 +96,9 @@ def activation_maps(
     erased_input: list[Tensor] = []
 
     def keep(name: str):
-        def hook(_m: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> None:
+        def hook(_m: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> Tensor:
             feats[name] = out
+            return out.clone()  # an in-place op after the layer (ReLU) must not change `out`
 
         return hook
 
