@@ -1,4 +1,4 @@
-"""P5: training data pipeline throughput, images/s per worker (PERFORMANCE.md).
+"""P5: training data pipeline throughput, images/s per worker (targets: benchmarks/README.md).
 
 Ours: ``read_image`` (OpenCV decode + BGR->RGB) and the albumentations pipeline built by
 ``build_transforms``. Reference: the same operations as the toolboxes write them with PIL and

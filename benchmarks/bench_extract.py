@@ -1,5 +1,5 @@
 """P7: embedding extraction images/s, ``extract_features()`` against a bare eval loop
-(PERFORMANCE.md).
+(targets: benchmarks/README.md).
 
 Both sides run the same BoT model (ResNet-18 by default) in eval mode over the same in-memory
 loader and the same precision. The bare loop is ``model.eval()``, ``torch.inference_mode()``,

@@ -1,4 +1,5 @@
-"""P6: training-loop overhead, ``fit()`` images/s against a bare PyTorch loop (PERFORMANCE.md).
+"""P6: training-loop overhead, ``fit()`` images/s against a bare PyTorch loop (targets:
+benchmarks/README.md).
 
 Both sides train the same model (BoT on ResNet-18 by default, from one initial state), with the
 same criterion (label-smoothed CE + batch-hard triplet), the same Adam, the same P x K batches

@@ -1,4 +1,4 @@
-"""Optimiser parameter groups and learning-rate schedules (recipes of MODELS.md)."""
+"""Optimiser parameter groups and learning-rate schedules (the recipes of docs/models.md)."""
 
 from __future__ import annotations
 
