@@ -188,12 +188,32 @@ def test_torchrun_two_processes_gloo(standalone: Run) -> None:
     assert _lock_free(standalone.project)
 
 
-@pytest.mark.slow
-def test_two_nodes_match_one_node(standalone: Run, tmp_path_factory: pytest.TempPathFactory):
-    """Two torchrun launchers ("nodes") of one process each, c10d rendezvous on 127.0.0.1: the
-    same weights (bytes of model.safetensors), the same training curve and the same test metrics
-    as the standalone two-process run."""
-    project = _copy_project(tmp_path_factory.mktemp("two_nodes") / "project")
+def _kill_after_first_epoch(project: Path, procs: list[subprocess.Popen[str]], rank: int) -> None:
+    """SIGKILL the worker of global rank ``rank`` once the first epoch's checkpoint exists,
+    half a second into the second epoch."""
+    last = project / "data" / "06_models" / ARCH / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + TIMEOUT_S
+    while not last.is_file():
+        assert all(p.poll() is None for p in procs), "a launcher ended before the checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint after the first epoch"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    workers = [
+        child
+        for proc in procs
+        for child in psutil.Process(proc.pid).children(recursive=True)
+        if "reid_pipeline.ddp" in " ".join(child.cmdline())
+    ]
+    victims = [p for p in workers if p.environ().get("RANK") == str(rank)]
+    assert len(workers) == 2
+    assert len(victims) == 1
+    victims[0].send_signal(signal.SIGKILL)
+
+
+def _two_nodes(project: Path, *extra: str, kill_rank: int | None = None) -> Run:
+    """Two torchrun launchers ("nodes") of one process each, c10d rendezvous on 127.0.0.1, as
+    docs/slurm/* launch them (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1: a fresh store per
+    restart)."""
     port = _free_port()
     common = [
         "--nnodes=2",
@@ -202,20 +222,30 @@ def test_two_nodes_match_one_node(standalone: Run, tmp_path_factory: pytest.Temp
         f"--rdzv-endpoint=127.0.0.1:{port}",
         f"--rdzv-id=test-{port}",
         "--local-addr=127.0.0.1",
+        *extra,
     ]
+    env = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     paths = [project / f"node{i}.log" for i in range(2)]
     procs: list[subprocess.Popen[str]] = []
     try:
         with paths[0].open("w") as log0, paths[1].open("w") as log1:
-            # as docs/slurm/* launch: a fresh rendezvous store per restart
-            env = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
             procs.append(_launch(project, log0, *common, env=env))
             time.sleep(1.0)  # the first launcher hosts the rendezvous store
             procs.append(_launch(project, log1, *common, env=env))
+            if kill_rank is not None:
+                _kill_after_first_epoch(project, procs, kill_rank)
             _wait(procs, paths)
     finally:
         _stop(procs)
-    run = Run(project, [p.read_text() for p in paths])
+    return Run(project, [p.read_text() for p in paths])
+
+
+@pytest.mark.slow
+def test_two_nodes_match_one_node(standalone: Run, tmp_path_factory: pytest.TempPathFactory):
+    """Two nodes of one process each: the same weights (bytes of model.safetensors), the same
+    training curve and the same test metrics as the standalone two-process run."""
+    project = _copy_project(tmp_path_factory.mktemp("two_nodes") / "project")
+    run = _two_nodes(project)
     logs = "\n".join(run.logs)
     assert sorted(r for r, _, _ in _run_ids(logs)) == [0, 1]
     assert len({run_id for *_, run_id in _run_ids(logs)}) == 1
@@ -238,12 +268,30 @@ def test_two_nodes_match_one_node(standalone: Run, tmp_path_factory: pytest.Temp
 
 
 @pytest.mark.slow
+def test_two_nodes_elastic_restart(standalone: Run, tmp_path_factory: pytest.TempPathFactory):
+    """Two nodes, `--max-restarts=1`, the second node's worker SIGKILLed in the second epoch:
+    both nodes restart their workers (the healthy node's agent without counting a restart),
+    the group keeps its run id, resumes from epoch 1 and ends with the standalone run's
+    weights."""
+    project = _copy_project(tmp_path_factory.mktemp("two_nodes_elastic") / "project")
+    run = _two_nodes(project, "--max-restarts=1", kill_rank=1)
+    ids = _run_ids("\n".join(run.logs))
+    assert sorted(rank for rank, _, _ in ids) == [0, 0, 1, 1]  # every worker started twice
+    assert len({run_id for *_, run_id in ids}) == 1
+    assert run.spec["run_id"] == ids[0][2]
+    assert re.search(r"resuming from \S+last\.pt: 1 of 2 epochs done", "\n".join(run.logs))
+    assert run.summary["resumed_from_epoch"] == 1
+    assert run.weights_sha256 == standalone.weights_sha256
+    assert run.metrics["trained"] == standalone.metrics["trained"]
+    assert _lock_free(project)
+
+
+@pytest.mark.slow
 def test_elastic_restart_resumes(standalone: Run, tmp_path_factory: pytest.TempPathFactory):
     """`--max-restarts=1`: rank 0 (the lock holder and checkpoint writer) is SIGKILLed during
     the second epoch; torchrun restarts the group, which keeps the run id, takes the lock again,
     resumes from the first epoch's checkpoint and ends with the uninterrupted run's weights."""
     project = _copy_project(tmp_path_factory.mktemp("elastic") / "project")
-    last = project / "data" / "06_models" / ARCH / "checkpoints" / "last.pt"
     log_path = project / "torchrun.log"
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -251,21 +299,7 @@ def test_elastic_restart_resumes(standalone: Run, tmp_path_factory: pytest.TempP
             procs.append(
                 _launch(project, log, "--standalone", "--nproc_per_node=2", "--max-restarts=1")
             )
-            deadline = time.monotonic() + TIMEOUT_S
-            while not last.is_file():
-                assert procs[0].poll() is None, log_path.read_text()[-6000:]
-                assert time.monotonic() < deadline, "no checkpoint after the first epoch"
-                time.sleep(0.05)
-            time.sleep(0.5)  # into the second epoch
-            workers = [
-                p
-                for p in psutil.Process(procs[0].pid).children(recursive=True)
-                if "reid_pipeline.ddp" in " ".join(p.cmdline())
-            ]
-            rank0 = [p for p in workers if p.environ().get("RANK") == "0"]
-            assert len(workers) == 2
-            assert len(rank0) == 1
-            rank0[0].send_signal(signal.SIGKILL)
+            _kill_after_first_epoch(project, procs, 0)
             _wait(procs, [log_path])
     finally:
         _stop(procs)
