@@ -287,12 +287,14 @@ def test_regdb_all_trials_script(tmp_path: Path) -> None:
     ],
 )
 def test_regdb_all_trials_script_refuses_bad_arguments(args: list[str], message: str) -> None:
+    python_dir = Path(sys.executable).parent  # the script's `python` is this venv's
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "regdb_all_trials.sh"), *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,  # the script imports the model registry (torch)
         check=False,
+        env={**os.environ, "PATH": f"{python_dir}{os.pathsep}{os.environ['PATH']}"},
     )
     assert done.returncode == 2
     assert message in done.stderr

@@ -85,13 +85,26 @@ def test_dimn_also_maps_the_erased_branch_and_finds_the_erased_window() -> None:
         assert int(rows.sum()) == round(h / 3)
 
 
-def test_a_model_without_a_resnet_trunk_is_refused() -> None:
-    class NoTrunk(torch.nn.Module):
+def test_a_model_without_a_resnet_trunk_uses_its_last_convolution() -> None:
+    class SmallNet(torch.nn.Module):  # a new architecture's trunk, an in-place ReLU after it
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.relu = torch.nn.ReLU(inplace=True)
+
+        def forward(self, images, modality=None):
+            return self.relu(self.conv(images)).mean(dim=(2, 3))
+
+    maps = activation_maps(SmallNet(), torch.randn(2, 3, *SIZE), None, torch.randn(2, 4))
+    assert maps.cams["trunk"].shape == (2, *SIZE)
+    assert float(maps.cams["trunk"].max()) == pytest.approx(1.0)
+
+    class NoConv(torch.nn.Module):
         def forward(self, images, modality=None):
             return images.mean(dim=(2, 3))
 
-    with pytest.raises(ValueError, match=r"backbone\.layer4"):
-        activation_maps(NoTrunk(), torch.randn(1, 3, *SIZE), None, torch.randn(1, 3))
+    with pytest.raises(ValueError, match="has no convolution"):
+        activation_maps(NoConv(), torch.randn(1, 3, *SIZE), None, torch.randn(1, 3))
 
 
 def test_references_are_the_identity_mean_of_the_gallery_minus_its_mean() -> None:
