@@ -44,7 +44,9 @@ def test_train_pipeline_end_to_end(arch: str, kedro_project: Path, run_pipeline)
     assert metrics["trained"]["protocol"] == expected[0]
     assert metrics["model"]["params"] > 1e6
     assert metrics["training"]["epochs"] == 1
-    for png in ("cmc_curve.png", "rank_list.png", "training_curves.png", "embedding_map.png"):
+    pngs = ["cmc_curve.png", "rank_list.png", "training_curves.png", "embedding_map.png"]
+    pngs += ["activation_maps.png", "tsne.png"] + (["stripes.png"] if arch == "dimn" else [])
+    for png in pngs:
         with Image.open(report / png) as img:
             assert img.size[0] > 200, png
     weights = load_file(kedro_project / "data" / "06_models" / arch / "model.safetensors")
