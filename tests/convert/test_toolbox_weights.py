@@ -4,6 +4,7 @@ folder by ``toolbox_reference.py`` in a subprocess), and the refusals, offline."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,7 +20,6 @@ from safetensors.torch import load_file
 from torch import nn
 
 from reid_pipeline.convert import (
-    STEM_POOL_OPTION,
     build_converted,
     convert_checkpoint,
     convert_state,
@@ -28,7 +28,6 @@ from reid_pipeline.convert import (
 from reid_pipeline.convert.__main__ import main
 from reid_pipeline.errors import CheckpointError, DataError, WeightsError
 from reid_pipeline.experiment.run import rebuild_model
-from reid_pipeline.models.registry import model_options
 
 PACKAGES = {"fastreid": "fastreid==1.4.0", "torchreid": "torchreid==0.2.5"}
 REFERENCE = Path(__file__).with_name("toolbox_reference.py")
@@ -108,39 +107,29 @@ def _assert_same(got: torch.Tensor, want: torch.Tensor) -> None:
     assert (got - want).abs().max().item() <= 1e-5
 
 
-def _fastreid_stem(model: nn.Module, arch: str) -> None:
-    """fast-reid's stem max-pool, until the model has its option (docs/toolbox_weights.md)."""
-    if STEM_POOL_OPTION[0] not in model_options(arch):
-        model.backbone.stem[3] = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["bot", "agw"])
 def test_fastreid_weights_give_fastreids_embedding(reference, arch: str) -> None:
     checkpoint, ref = reference("fastreid", arch)
     converted = convert_state("fastreid", read_checkpoint(checkpoint), arch)
     assert converted.num_classes == 11
+    assert converted.options["stem_pool"] == "fastreid"
     model = build_converted(converted)
-    _fastreid_stem(model, arch)
     _assert_same(_embed(model, ref["images"]), ref["embedding"])
+    # torchvision's stem pool (padding 1) shifts the windows: not fast-reid's embedding
+    torchvision_pool = build_converted(
+        dataclasses.replace(converted, options={**converted.options, "stem_pool": "torchvision"})
+    )
+    gap = (_embed(torchvision_pool, ref["images"]) - ref["embedding"]).abs().max().item()
+    assert gap > 1e-3
 
 
 @pytest.mark.slow
-def test_fastreid_model_dir_needs_the_stem_pool(reference, tmp_path: Path) -> None:
+def test_fastreid_model_dir_gives_fastreids_embedding(reference, tmp_path: Path) -> None:
     checkpoint, ref = reference("fastreid", "bot")
-    if STEM_POOL_OPTION[0] in model_options("bot"):  # the model can pool as fast-reid does
-        spec = convert_checkpoint("fastreid", "bot", checkpoint, tmp_path)
-        model = rebuild_model(spec, load_file(tmp_path / "model.safetensors"))
-        _assert_same(_embed(model, ref["images"]), ref["embedding"])
-        return
-    with pytest.raises(WeightsError, match="--allow-stem-pool-difference"):
-        convert_checkpoint("fastreid", "bot", checkpoint, tmp_path)
-    spec = convert_checkpoint(
-        "fastreid", "bot", checkpoint, tmp_path, allow_stem_pool_difference=True
-    )
-    assert "stem max-pool" in " ".join(spec["converted_from"]["notes"])
+    spec = convert_checkpoint("fastreid", "bot", checkpoint, tmp_path)
+    assert spec["kwargs"]["stem_pool"] == "fastreid"
     model = rebuild_model(spec, load_file(tmp_path / "model.safetensors"))
-    _fastreid_stem(model, "bot")  # the rest of the mapping is exact
     _assert_same(_embed(model, ref["images"]), ref["embedding"])
 
 

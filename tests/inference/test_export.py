@@ -55,3 +55,16 @@ def test_onnx_matches_pytorch(arch: str, tmp_path: Path) -> None:
     got = session.run(None, feed)[0]
     assert got.shape == reference.shape
     assert np.abs(got - reference).max() < 1e-4
+
+
+def test_fastreid_stem_pool_survives_the_model_dir_and_onnx(tmp_path: Path) -> None:
+    """A model converted from fast-reid (``stem_pool: fastreid``) is rebuilt with fast-reid's
+    pool from its folder and exports with it (ceil_mode max-pool in the ONNX graph)."""
+    options, _size = _cpu_recipe("bot")
+    model_dir = write_model_dir(tmp_path / "bot", "bot", {**options, "stem_pool": "fastreid"})
+    model, spec = load_model_dir(model_dir)
+    assert model.backbone.stem[3].ceil_mode
+    assert model.backbone.stem[3].padding == 0
+    diff = export_onnx(model, spec, tmp_path / "m.onnx")
+    assert diff is not None
+    assert diff < 1e-4

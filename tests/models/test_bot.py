@@ -142,3 +142,24 @@ def test_resnet50_parameter_count_with_751_classes() -> None:
     assert trunk == 23_508_032
     assert total == 23_508_032 + 2 * 2048 + 2048 * 751 == 25_050_176
     assert model.feat_dim == 2048
+
+
+def test_stem_pool_fastreid_is_fastreids_pool_with_the_same_weights() -> None:
+    tv = create_model("bot", num_classes=3, backbone="resnet18")
+    fr = create_model("bot", num_classes=3, backbone="resnet18", stem_pool="fastreid")
+    fr.load_state_dict(tv.state_dict())  # parameter-free: the same state dict fits both
+    pool = fr.backbone.stem[3]
+    assert (pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode) == (3, 2, 0, True)
+    x = torch.randn(2, 3, 256, 128)
+    with torch.no_grad():
+        a, b = tv.backbone.stem(x), fr.backbone.stem(x)
+        assert a.shape == b.shape == (2, 64, 64, 32)
+        assert not torch.allclose(a, b)  # the windows are shifted by one pixel
+        pre = fr.backbone.stem[:3](x)  # conv1, bn1, relu: shared by both layouts
+        torch.testing.assert_close(b, F.max_pool2d(pre, 3, 2, padding=0, ceil_mode=True))
+        torch.testing.assert_close(a, F.max_pool2d(pre, 3, 2, padding=1))
+
+
+def test_stem_pool_refuses_an_unknown_layout() -> None:
+    with pytest.raises(ValueError, match="stem_pool must be one of"):
+        create_model("bot", num_classes=3, backbone="resnet18", stem_pool="caffe")

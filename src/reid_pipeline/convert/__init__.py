@@ -24,11 +24,9 @@ from reid_pipeline.convert.mapping import ARCHS, TOOLBOXES, Converted, convert_s
 from reid_pipeline.errors import CheckpointError, DataError, WeightsError
 from reid_pipeline.experiment.modelling import build_model
 from reid_pipeline.io.digest import state_dict_sha256
-from reid_pipeline.models.registry import model_options
 
 __all__ = [
     "ARCHS",
-    "STEM_POOL_OPTION",
     "TOOLBOXES",
     "Converted",
     "build_converted",
@@ -38,9 +36,6 @@ __all__ = [
     "write_model_dir",
 ]
 
-#: the model option that selects fast-reid's stem max-pool (kernel 3, stride 2, padding 0,
-#: ceil_mode) instead of torchvision's (padding 1); the converter sets it when the model has it
-STEM_POOL_OPTION = ("stem_pool", "fastreid")
 #: what each toolbox's test transform feeds its models (height, width)
 DEFAULT_INPUT = (256, 128)
 
@@ -107,26 +102,6 @@ def build_converted(converted: Converted) -> nn.Module:
     return model
 
 
-def _stem_pool(converted: Converted, toolbox: str, allow_difference: bool) -> None:
-    if toolbox != "fastreid":
-        return
-    key, value = STEM_POOL_OPTION
-    if key in model_options(converted.arch):
-        converted.options[key] = value
-    elif allow_difference:
-        converted.notes.append(
-            "fast-reid's stem max-pool (padding 0, ceil_mode) replaced by torchvision's "
-            "(padding 1): embeddings differ from fast-reid's"
-        )
-    else:
-        raise WeightsError(
-            "fast-reid's ResNet stem max-pools with padding 0 and ceil_mode, this project's "
-            f"{converted.arch} with padding 1 (torchvision's), and the model has no "
-            f"{key!r} option yet: the converted model would not give fast-reid's embeddings. "
-            "Pass --allow-stem-pool-difference to convert anyway (docs/toolbox_weights.md)"
-        )
-
-
 def write_model_dir(
     out: str | Path,
     converted: Converted,
@@ -177,7 +152,6 @@ def convert_checkpoint(
     out: str | Path,
     *,
     input_size: tuple[int, int] = DEFAULT_INPUT,
-    allow_stem_pool_difference: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Read, map, check and write: ``checkpoint`` of ``toolbox`` as the model folder ``out``.
@@ -186,6 +160,5 @@ def convert_checkpoint(
         raise WeightsError(f"--from must be one of {list(TOOLBOXES)}, got {toolbox!r}")
     state = read_checkpoint(checkpoint)
     converted = convert_state(toolbox, state, arch, **options)
-    _stem_pool(converted, toolbox, allow_stem_pool_difference)
     source = {"toolbox": toolbox, "checkpoint": Path(checkpoint).name}
     return write_model_dir(out, converted, input_size=input_size, source=source)

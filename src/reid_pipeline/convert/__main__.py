@@ -61,11 +61,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="torchreid: drop the classifier bias (no part in the embedding)",
     )
-    p.add_argument(
-        "--allow-stem-pool-difference",
-        action="store_true",
-        help="fast-reid: convert although the stem max-pool differs",
-    )
     return p.parse_args(argv)
 
 
@@ -85,7 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.checkpoint,
             args.out,
             input_size=args.input,
-            allow_stem_pool_difference=args.allow_stem_pool_difference,
             **options,
         )
     except ReidError as exc:

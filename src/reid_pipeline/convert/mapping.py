@@ -185,6 +185,7 @@ def fastreid_state(
         "pretrained": False,
         "last_stride": last_stride,
         "neck_feat": "after",  # fast-reid's eval returns the BNNeck output
+        "stem_pool": "fastreid",  # MaxPool2d(3, 2, padding=0, ceil_mode=True), not torchvision's
     }
     notes = []
     if arch == "agw":

@@ -67,6 +67,8 @@ class AGW(ReidModel):
         backbone: ``resnet18``, ``resnet34``, ``resnet50`` (the paper's) or ``resnet101``.
         pretrained: ``False``, ``"imagenet"`` or a path to a local weights file for the trunk.
         last_stride: stride of layer4's first block, 1 (AGW) or 2.
+        stem_pool: the stem's max-pool, ``"torchvision"`` (padding 1; every recipe) or
+            ``"fastreid"`` (padding 0, ``ceil_mode``; weights converted from fast-reid).
         neck_feat: test embedding, ``"after"`` BNNeck (default) or ``"before"``.
         cross_modality: modality-specific stems + shared layer1-4 (visible-infrared); the
             visible-infrared recipes (cpu_synthetic_vi, paper_vi) set it; ``forward`` then
@@ -93,6 +95,7 @@ class AGW(ReidModel):
         backbone: str = "resnet50",
         pretrained: bool | str | Path = False,
         last_stride: int = 1,
+        stem_pool: str = "torchvision",
         neck_feat: str = "after",
         cross_modality: bool = False,
         non_local: Sequence[int] | None = None,
@@ -113,7 +116,11 @@ class AGW(ReidModel):
         # built in this order (trunk, head, non-local blocks): the initialisation draws and the
         # state-dict order of checkpoints follow it
         self.backbone = build_backbone(
-            backbone, pretrained=pretrained, last_stride=last_stride, two_stream=cross_modality
+            backbone,
+            pretrained=pretrained,
+            last_stride=last_stride,
+            two_stream=cross_modality,
+            stem_pool=stem_pool,
         )
         self.feat_dim = self.backbone.out_channels[-1]
         self.head = ReidHead(

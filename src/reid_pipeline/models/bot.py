@@ -55,6 +55,8 @@ class BoT(ReidModel):
         pretrained: ``False``, ``"imagenet"`` (torchvision weights) or a path to a local weights
             file (safetensors, or a torch state dict read with ``weights_only=True``).
         last_stride: stride of layer4's first block; 1 (the paper's trick) or 2.
+        stem_pool: the stem's max-pool, ``"torchvision"`` (padding 1; every recipe) or
+            ``"fastreid"`` (padding 0, ``ceil_mode``; weights converted from fast-reid).
         neck_feat: test embedding, ``"after"`` BNNeck (official default) or ``"before"``.
         cross_modality: two-stream trunk (visible / infrared stems) routed by ``modality``;
             a visible-infrared recipe sets it (AGW's cpu_synthetic_vi and paper_vi).
@@ -69,6 +71,7 @@ class BoT(ReidModel):
         backbone: str = "resnet50",
         pretrained: bool | str | Path = False,
         last_stride: int = 1,
+        stem_pool: str = "torchvision",
         neck_feat: str = "after",
         cross_modality: bool = False,
         pool: str = "avg",
@@ -80,7 +83,11 @@ class BoT(ReidModel):
         self.neck_feat = check_choice("neck_feat", neck_feat, NECK_FEATS)
         self.cross_modality = check_bool("cross_modality", cross_modality)
         self.backbone = build_backbone(
-            backbone, pretrained=pretrained, last_stride=last_stride, two_stream=cross_modality
+            backbone,
+            pretrained=pretrained,
+            last_stride=last_stride,
+            two_stream=cross_modality,
+            stem_pool=stem_pool,
         )
         self.feat_dim = self.backbone.out_channels[-1]
         self.head = ReidHead(

@@ -5,6 +5,11 @@ configurable last stride (1 is the ReID standard: a 256x128 input gives a 16x8 l
 ``TwoStreamResNet``: the cross-modality baseline's trunk (AGW for visible-infrared): one stem
 (conv1/bn1/relu/maxpool) per modality, shared layer1-4, routed per sample by ``modality``.
 
+``stem_pool`` picks the stem's 3x3 stride-2 max-pool: ``"torchvision"`` (padding 1, the
+torchvision / original ResNet layout every recipe here uses) or ``"fastreid"`` (padding 0 and
+``ceil_mode``, fast-reid's ResNet stem; for weights converted from fast-reid's model zoo). On a
+256x128 input both give a 64x32 map; values differ at the borders.
+
 ``pretrained`` is ``False``, ``"imagenet"`` (torchvision's weights, fetched by torchvision on a
 machine with internet) or a path to a local weights file (safetensors, or a torch file read with
 ``weights_only=True``; a file can never run code).
@@ -27,6 +32,9 @@ _RESNETS = {
     "resnet50": (torchvision.models.resnet50, "ResNet50_Weights", (256, 512, 1024, 2048)),
     "resnet101": (torchvision.models.resnet101, "ResNet101_Weights", (256, 512, 1024, 2048)),
 }
+
+
+STEM_POOLS = ("torchvision", "fastreid")
 
 
 def backbone_names() -> list[str]:
@@ -68,6 +76,11 @@ def _set_last_stride(resnet: nn.Module, last_stride: int) -> None:
     conv.stride = (last_stride, last_stride)
     if block.downsample is not None:
         block.downsample[0].stride = (last_stride, last_stride)
+
+
+def _check_stem_pool(stem_pool: str) -> None:
+    if stem_pool not in STEM_POOLS:
+        raise ValueError(f"stem_pool must be one of {list(STEM_POOLS)}, got {stem_pool!r}")
 
 
 def _build_torchvision_resnet(name: str, pretrained: bool | str | Path) -> nn.Module:
@@ -117,12 +130,21 @@ class ResNetBackbone(nn.Module):
     """ResNet trunk: ``stem`` -> ``layer1..layer4``; ``out_channels[i]`` is layer i+1's width."""
 
     def __init__(
-        self, name: str = "resnet50", *, pretrained: bool | str | Path = False, last_stride: int = 1
+        self,
+        name: str = "resnet50",
+        *,
+        pretrained: bool | str | Path = False,
+        last_stride: int = 1,
+        stem_pool: str = "torchvision",
     ) -> None:
         super().__init__()
+        _check_stem_pool(stem_pool)  # before any weights file is read
         resnet = _build_torchvision_resnet(name, pretrained)
         _set_last_stride(resnet, last_stride)
+        if stem_pool == "fastreid":  # parameter-free: the weights are the same either way
+            resnet.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
         self.name = name
+        self.stem_pool = stem_pool
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1, self.layer2 = resnet.layer1, resnet.layer2
         self.layer3, self.layer4 = resnet.layer3, resnet.layer4
@@ -150,9 +172,14 @@ class TwoStreamResNet(ResNetBackbone):
     """
 
     def __init__(
-        self, name: str = "resnet50", *, pretrained: bool | str | Path = False, last_stride: int = 1
+        self,
+        name: str = "resnet50",
+        *,
+        pretrained: bool | str | Path = False,
+        last_stride: int = 1,
+        stem_pool: str = "torchvision",
     ) -> None:
-        super().__init__(name, pretrained=pretrained, last_stride=last_stride)
+        super().__init__(name, pretrained=pretrained, last_stride=last_stride, stem_pool=stem_pool)
         self.stem_ir = copy.deepcopy(self.stem)
 
     def forward_stem(self, x: Tensor, modality: Tensor | ModalitySplit | None = None) -> Tensor:
@@ -167,6 +194,7 @@ def build_backbone(
     pretrained: bool | str | Path = False,
     last_stride: int = 1,
     two_stream: bool = False,
+    stem_pool: str = "torchvision",
 ) -> ResNetBackbone:
     cls = TwoStreamResNet if two_stream else ResNetBackbone
-    return cls(name, pretrained=pretrained, last_stride=last_stride)
+    return cls(name, pretrained=pretrained, last_stride=last_stride, stem_pool=stem_pool)
