@@ -4,6 +4,7 @@ errors with a non-zero exit code, and an ``embed`` killed mid-run that resumes t
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -60,8 +61,22 @@ def test_embed_index_search_export_commands(model_dir: Path, tmp_path: Path) -> 
     )
     assert "6 embeddings" in done.stdout
     assert "bad.png" in done.stderr
-    _run("index", "--embeddings", "g.parquet", "--out", "g.index", "--kind", "hnsw", cwd=tmp_path)
-    assert (tmp_path / "g.index.json").is_file()
+    _run(
+        "index",
+        "--embeddings",
+        "g.parquet",
+        "--out",
+        "g.index",
+        "--kind",
+        "hnsw",
+        "--ef-search",
+        "24",
+        "--ef-construction",
+        "40",
+        cwd=tmp_path,
+    )
+    sidecar = json.loads((tmp_path / "g.index.json").read_text())
+    assert (sidecar["ef_search"], sidecar["ef_construction"]) == (24, 40)
     _run(
         "search",
         "--index",

@@ -159,8 +159,23 @@ def embed_command(
 )
 @click.option("--nlist", type=click.IntRange(min=1), help="ivf: k-means cells [4 sqrt(N)].")
 @click.option("--nprobe", type=click.IntRange(min=1), help="ivf: cells scanned [nlist/64, >= 8].")
-@click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2))
-@click.option("--ef-search", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="hnsw: links."
+)
+@click.option(
+    "--ef-search",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="hnsw: search breadth (higher: better recall, slower).",
+)
+@click.option(
+    "--ef-construction",
+    default=80,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="hnsw: build breadth (higher: better graph, slower build).",
+)
 @_guarded
 def index_command(
     *,
@@ -171,13 +186,21 @@ def index_command(
     nprobe: int | None,
     hnsw_m: int,
     ef_search: int,
+    ef_construction: int,
 ) -> None:
     """Build a faiss index (inner product on L2-normalised embeddings) of a gallery's
     embeddings file; writes OUT and OUT.json (gallery paths, model, kind)."""
     from reid_pipeline.inference.index import build_index
 
     info = build_index(
-        embeddings, out, kind=kind, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search
+        embeddings,
+        out,
+        kind=kind,
+        nlist=nlist,
+        nprobe=nprobe,
+        hnsw_m=hnsw_m,
+        ef_search=ef_search,
+        ef_construction=ef_construction,
     )
     click.echo(f"{info.kind} index of {info.count} x {info.dim} -> {info.index_file}")
 

@@ -9,8 +9,10 @@ Every kind searches by inner product on L2-normalised embeddings (cosine similar
   on a sample of at most ``64 nlist`` vectors); a query scans
   the ``nprobe`` nearest cells (default ``nlist / 64``, at least 8). Approximate; memory as flat.
 - ``hnsw`` (``IndexHNSWFlat``): a navigable small-world graph (``M`` links per node, default 32;
-  search breadth ``ef_search``, default 128). Approximate; fastest queries, slower to build,
-  more memory (the links: about ``2 M`` int32 per vector on top of the vectors).
+  build breadth ``ef_construction``, default 80; search breadth ``ef_search``, default 64).
+  Approximate; fastest queries, slower to build (1M x 256 on 2 cores: about 9 minutes), more
+  memory (the links: about ``2 M`` int32 per vector on top of the vectors). Benchmark P9 measures
+  the speed / recall trade-off of ``ef_search``.
 
 Files: ``INDEX_FILE`` (``faiss.write_index``) and ``INDEX_FILE.json`` (the sidecar: ``kind``,
 ``dim``, ``count``, the search parameters, ``spec_sha256`` of the model, ``model`` and
@@ -62,8 +64,8 @@ def make_index(
     nlist: int | None = None,
     nprobe: int | None = None,
     hnsw_m: int = 32,
-    ef_search: int = 128,
-    ef_construction: int = 200,
+    ef_search: int = 64,
+    ef_construction: int = 80,
     seed: int = 0,
     train_per_list: int = 64,
 ) -> tuple[Any, dict[str, Any]]:
@@ -130,7 +132,8 @@ def build_index(
     nlist: int | None = None,
     nprobe: int | None = None,
     hnsw_m: int = 32,
-    ef_search: int = 128,
+    ef_search: int = 64,
+    ef_construction: int = 80,
 ) -> IndexInfo:
     """Index the embeddings file ``embeddings`` into ``out`` and ``out.json``."""
     import faiss
@@ -144,7 +147,13 @@ def build_index(
             "`reid-pipeline embed`"
         )
     index, params = make_index(
-        vectors, kind, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search
+        vectors,
+        kind,
+        nlist=nlist,
+        nprobe=nprobe,
+        hnsw_m=hnsw_m,
+        ef_search=ef_search,
+        ef_construction=ef_construction,
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

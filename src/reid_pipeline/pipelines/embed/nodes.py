@@ -43,7 +43,8 @@ def index_embeddings(embedded: Mapping[str, Any], params: Mapping[str, Any]) -> 
         nlist=params.get("nlist"),
         nprobe=params.get("nprobe"),
         hnsw_m=int(params.get("hnsw_m", 32)),
-        ef_search=int(params.get("ef_search", 128)),
+        ef_search=int(params.get("ef_search", 64)),
+        ef_construction=int(params.get("ef_construction", 80)),
     )
     return {
         "index": str(info.index_file),
