@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reid_pipeline.engine import device as device_module
 from reid_pipeline.engine.device import (
+    _cpu_flags,
     autocast,
     check_batch,
     resolve_channels_last,
@@ -19,12 +21,36 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
-def test_auto_is_cpu_fp32_without_channels_last_on_cpu() -> None:
+def test_auto_is_cpu_without_channels_last_on_cpu() -> None:
     assert resolve_device("auto") == CPU
-    assert resolve_precision("auto", CPU) is None
     assert resolve_channels_last("auto", CPU) is False
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu avx2 avx512f avx512bw", False),  # AVX-512 without bf16: emulated, stays fp32
+        ("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),  # Zen 4, Cooper Lake
+        ("fpu avx512f amx_bf16 amx_tile", True),  # Sapphire Rapids
+        (None, False),  # no /proc/cpuinfo (macOS, Windows)
+    ],
+)
+def test_auto_is_bf16_on_cpus_with_native_bf16_only(
+    flags: str | None, native: bool, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
+    assert bool(_cpu_flags(str(cpuinfo)) & device_module.CPU_BF16_FLAGS) is native
+    monkeypatch.setattr(device_module, "_cpu_flags", lambda: _cpu_flags(str(cpuinfo)))
+    device_module.cpu_native_bf16.cache_clear()
+    try:
+        assert resolve_precision("auto", CPU) is (torch.bfloat16 if native else None)
+        assert resolve_precision("fp32", CPU) is None
+    finally:
+        device_module.cpu_native_bf16.cache_clear()
 
 
 def test_explicit_choices_and_errors() -> None:
@@ -145,5 +171,6 @@ def test_auto_precision_is_bf16_only_with_native_support_on_the_ranks_own_gpu(fa
     assert resolve_precision("bf16", a100) is torch.bfloat16
     with pytest.raises(ValueError, match=r"compute capability 7\.0\) has no native bf16"):
         resolve_precision("bf16", v100)
-    assert resolve_precision("auto", CPU) is None
+    cpu_auto = torch.bfloat16 if device_module.cpu_native_bf16() else None  # the CPU's own
+    assert resolve_precision("auto", CPU) is cpu_auto
     assert resolve_precision("bf16", CPU) is torch.bfloat16

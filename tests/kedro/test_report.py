@@ -138,13 +138,31 @@ def test_render_table_and_chart() -> None:
     header = next(line for line in lines if line.startswith("| architecture"))
     for column in ("R1 (%)", "mAP (%)", "mINP (%)", "params (M)", "training time (s)", "images/s"):
         assert column in header
-    row = "| bot | market1501 | single_query | 75.0 | 50.0 | 25.0 | 18.8 | 12.5 | 11.2 | 120.0 |"
-    assert f"{row} 30.0 |" in lines
+    row = "| bot | market1501 | single_query | 75.0 | 50.0 | 25.0 | 18.8 | 12.5 | 11.2 | - |"
+    assert f"{row} 120.0 | 30.0 |" in lines
+    assert "market1501: images seen not recorded for bot, dimn (an older run)." in lines
     fig = render_chart(table)
     assert isinstance(fig, Figure)
     bars, cost = fig.axes
     assert len(bars.patches) == 5 * 2  # five series x two architectures
     assert [t.get_text().split("\n")[0] for t in cost.texts] == ["bot", "dimn"]
+
+
+def test_report_says_whether_budgets_are_equal() -> None:
+    def table(seen: dict[str, int]) -> list[str]:
+        parts = {
+            f"{a}/": (lambda a=a, n=n: _row_metrics(a, 0.5, 0.25, images_seen=n))
+            for a, n in seen.items()
+        }
+        return render_table(collect_metrics(parts, order=list(seen))).splitlines()
+
+    equal = table({"bot": 16_128, "dimn": 16_128})
+    assert "market1501: equal budget, every architecture (bot, dimn) saw 16,128 training " in (
+        " ".join(equal) + " "
+    )
+    assert any(line.startswith("| bot |") and "| 16,128 |" in line for line in equal)
+    unequal = " ".join(table({"bot": 6_912, "dimn": 4_608}))
+    assert "**unequal budgets** (images seen: bot 6,912, dimn 4,608)" in unequal
 
 
 # ------------------------------------------------------------------------------ trials
@@ -321,8 +339,14 @@ def test_report_pipeline_on_two_trained_architectures(kedro_project: Path, run_p
         assert cells[2] == m["trained"]["protocol"]
         assert cells[3:6] == [f"{100 * m['trained'][k]:.1f}" for k in ("R1", "mAP", "mINP")]
         assert cells[8] == f"{m['model']['params'] / 1e6:.1f}"
-        assert cells[9] == f"{m['training']['seconds']:.1f}"
-        assert cells[10] == f"{m['training']['images_per_s']:.1f}"
+        assert cells[9] == f"{m['training']['images_seen']:,}"
+        assert cells[10] == f"{m['training']['seconds']:.1f}"
+        assert cells[11] == f"{m['training']['images_per_s']:.1f}"
+        # tiny_params: one epoch of the recipe's P x K batches
+        summary = json.loads(
+            (kedro_project / "data/06_models" / arch / "training_summary.json").read_text()
+        )
+        assert m["training"]["images_seen"] == summary["images_seen"] > 0
     assert rows[1].split("|")[2].strip() == "market1501"
     assert rows[2].split("|")[2].strip() == "sysu_mm01"
     with Image.open(reporting / "report.png") as img:

