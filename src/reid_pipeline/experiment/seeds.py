@@ -1,0 +1,201 @@
+"""Mean and spread over seeds: every architecture trained with several seeds, recipe unchanged.
+
+    python -m reid_pipeline.experiment.seeds [--archs bot dimn ...] [--seeds 0 1 2] [--env ENV]
+
+For each architecture (default: every registered one) and seed, in that order, it runs
+
+    kedro run --pipeline=train_<arch>
+        --params=<arch>.<recipe>.seed=<s>,<arch>.<recipe>.fit.resume=false
+
+(``<recipe>``: the one the environment selects, as ``dvc repro`` does) and copies the run's
+``data/08_reporting/<arch>/metrics.json`` to ``data/08_reporting/seeds/<arch>_seed<s>.json`` with
+the digest of the recipe it ran. A pair whose copy exists with the current recipe's digest is not
+trained again, so an interrupted comparison continues where it stopped, and a changed recipe
+retrains. Finally ``data/08_reporting/seeds/summary.md`` (and ``summary.json``): per architecture
+the mean, minimum and maximum of R1 / mAP / mINP over the seeds, and the training budget (images
+seen) with whether it is equal across each dataset's architectures.
+
+Each run overwrites ``data/06_models/<arch>`` and ``data/08_reporting/<arch>`` like any
+``kedro run``; after a ``dvc repro``, ``dvc checkout`` brings back the DVC run's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reid_pipeline.experiment.report import budget_notes
+from reid_pipeline.io.digest import json_sha256
+
+OUT = Path("data/08_reporting/seeds")
+METRICS = ("R1", "mAP", "mINP")
+
+
+def result_file(out: Path, arch: str, seed: int) -> Path:
+    return out / f"{arch}_seed{seed}.json"
+
+
+def recipe_digest(recipe: Mapping[str, Any], seed: int) -> str:
+    """What a stored result must have been trained with: the recipe (its seed replaced)."""
+    return json_sha256({**dict(recipe), "seed": int(seed)})
+
+
+def is_done(path: Path, digest: str) -> bool:
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and stored.get("seeds", {}).get("digest") == digest
+
+
+def _atomic_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def summarise_seeds(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per architecture from its per-seed ``metrics.json`` documents: ``seeds`` (the
+    list), ``<metric>_mean`` / ``_min`` / ``_max`` in percent, ``images_seen`` (NaN when the
+    seeds disagree or a run did not record it) and ``dataset``."""
+    rows = []
+    for arch, docs in results.items():
+        if not docs:
+            continue
+        row: dict[str, Any] = {
+            "architecture": arch,
+            "dataset": docs[0].get("dataset", "?"),
+            "seeds": [int(d["seeds"]["seed"]) for d in docs],
+        }
+        for name in METRICS:
+            values = np.array([100.0 * float(d["trained"][name]) for d in docs])
+            row[f"{name}_mean"] = float(values.mean())
+            row[f"{name}_min"] = float(values.min())
+            row[f"{name}_max"] = float(values.max())
+        seen = {(d.get("training") or {}).get("images_seen") for d in docs}
+        row["images_seen"] = float(seen.pop()) if len(seen) == 1 and None not in seen else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render_seeds(table: pd.DataFrame) -> str:
+    lines = [
+        "# Mean and spread over seeds",
+        "",
+        "| architecture | dataset | seeds | R1 (%) | mAP (%) | mINP (%) | images seen |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in table.to_dict("records"):
+        cells = [row["architecture"], row["dataset"], ", ".join(map(str, row["seeds"]))]
+        for name in METRICS:
+            mean, low, high = (row[f"{name}_{k}"] for k in ("mean", "min", "max"))
+            cells.append(f"**{mean:.1f}** ({low:.1f}-{high:.1f})")
+        seen = row["images_seen"]
+        cells.append("-" if np.isnan(seen) else f"{int(seen):,}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Mean over the seeds, (minimum-maximum) beside it; every run trains the recipe as "
+        "configured, only its seed differs.",
+        "",
+        *budget_notes(table),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _parameters(env: str | None) -> dict[str, Any]:
+    from kedro.config import OmegaConfigLoader
+
+    from reid_pipeline.settings import CONFIG_LOADER_ARGS
+
+    return dict(OmegaConfigLoader("conf", env=env, **CONFIG_LOADER_ARGS)["parameters"])
+
+
+def run_seeds(
+    archs: Sequence[str], seeds: Sequence[int], *, env: str | None = None, out: Path = OUT
+) -> pd.DataFrame:
+    from reid_pipeline.experiment.recipe import selected_recipe
+
+    params = _parameters(env)
+    missing = [a for a in archs if a not in params]
+    if missing:
+        raise SystemExit(f"seeds: no parameters for {missing} (conf/base/parameters_train_*.yml)")
+    results: dict[str, list[dict[str, Any]]] = {}
+    total, done = len(archs) * len(seeds), 0
+    for arch in archs:
+        recipe = selected_recipe(arch, params[arch], params.get("recipe_override"))
+        results[arch] = []
+        for seed in seeds:
+            done += 1
+            path = result_file(out, arch, seed)
+            digest = recipe_digest(params[arch][recipe], seed)
+            if not is_done(path, digest):
+                print(f"seeds: [{done}/{total}] {arch} ({recipe}) seed {seed}", flush=True)
+                command = [
+                    sys.executable,
+                    "-m",
+                    "kedro",
+                    "run",
+                    f"--pipeline=train_{arch}",
+                    f"--params={arch}.{recipe}.seed={seed},{arch}.{recipe}.fit.resume=false",
+                ]
+                if env:
+                    command.append(f"--env={env}")
+                if subprocess.run(command, check=False).returncode != 0:
+                    raise SystemExit(f"seeds: `{' '.join(command)}` failed; rerun to continue")
+                metrics = json.loads(
+                    Path(f"data/08_reporting/{arch}/metrics.json").read_text(encoding="utf-8")
+                )
+                metrics["seeds"] = {"seed": seed, "recipe": recipe, "digest": digest}
+                _atomic_json(path, metrics)
+            else:
+                print(f"seeds: [{done}/{total}] {arch} seed {seed}: done before", flush=True)
+            results[arch].append(json.loads(path.read_text(encoding="utf-8")))
+            table = write_summary(results, out)  # after every run: a stopped comparison keeps it
+    print(render_seeds(table))
+    return table
+
+
+def write_summary(results: Mapping[str, Sequence[Mapping[str, Any]]], out: Path) -> pd.DataFrame:
+    """``summary.md`` and ``summary.json`` of the runs so far (written atomically)."""
+    table = summarise_seeds(results)
+    _atomic_json(out / "summary.json", json.loads(table.to_json(orient="records")))
+    tmp = out / f".summary.md.tmp{os.getpid()}"
+    tmp.write_text(render_seeds(table), encoding="utf-8")
+    os.replace(tmp, out / "summary.md")
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from reid_pipeline.models import list_models
+
+    parser = argparse.ArgumentParser(
+        prog="python -m reid_pipeline.experiment.seeds", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--archs", nargs="+", default=None, help="default: every registered one")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--env", default=os.environ.get("KEDRO_ENV"), help="kedro environment")
+    args = parser.parse_args(argv)
+    models = list_models()
+    archs = args.archs or models
+    unknown = [a for a in archs if a not in models]
+    if unknown:
+        parser.error(f"unknown architecture(s) {unknown}; registered: {', '.join(models)}")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds repeats a seed: {args.seeds}")
+    run_seeds(archs, args.seeds, env=args.env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Mean and spread over seeds (``python -m reid_pipeline.experiment.seeds``): the summary, the
+resume rule and the command line; the training runs themselves are the train pipelines'."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reid_pipeline.experiment.seeds import (
+    is_done,
+    main,
+    recipe_digest,
+    render_seeds,
+    summarise_seeds,
+)
+
+
+def _doc(seed: int, r1: float, map_: float, *, dataset: str = "market1501", seen: int | None = 100):
+    training = {} if seen is None else {"images_seen": seen}
+    return {
+        "dataset": dataset,
+        "trained": {"R1": r1, "mAP": map_, "mINP": map_ / 2},
+        "training": training,
+        "seeds": {"seed": seed, "recipe": "cpu_synthetic", "digest": "x"},
+    }
+
+
+def test_summary_is_mean_min_max_in_percent() -> None:
+    table = summarise_seeds(
+        {
+            "bot": [_doc(0, 0.70, 0.60), _doc(1, 0.74, 0.62), _doc(2, 0.72, 0.67)],
+            "dimn": [_doc(0, 0.50, 0.40)],
+        }
+    )
+    bot = table.set_index("architecture").loc["bot"]
+    assert bot["seeds"] == [0, 1, 2]
+    assert bot["R1_mean"] == pytest.approx(72.0)
+    assert (bot["R1_min"], bot["R1_max"]) == pytest.approx((70.0, 74.0))
+    assert bot["mAP_mean"] == pytest.approx(63.0)
+    assert bot["mINP_max"] == pytest.approx(33.5)
+    assert bot["images_seen"] == 100
+    text = render_seeds(table)
+    assert "| bot | market1501 | 0, 1, 2 | **72.0** (70.0-74.0) | **63.0** (60.0-67.0) |" in text
+    assert "market1501: equal budget, every architecture (bot, dimn) saw 100 training" in text
+
+
+def test_seeds_that_disagree_on_the_budget_show_no_count() -> None:
+    table = summarise_seeds({"pmm": [_doc(0, 0.5, 0.4, seen=100), _doc(1, 0.5, 0.4, seen=90)]})
+    assert np.isnan(table.loc[0, "images_seen"])
+    assert "images seen not recorded for pmm" in render_seeds(table)
+
+
+def test_a_result_counts_only_for_the_recipe_it_was_trained_with(tmp_path: Path) -> None:
+    recipe = {"seed": 0, "fit": {"epochs": 14}}
+    digest = recipe_digest(recipe, 1)
+    assert digest == recipe_digest({**recipe, "seed": 7}, 1)  # the recipe's own seed is replaced
+    assert digest != recipe_digest(recipe, 2)
+    assert digest != recipe_digest({"seed": 0, "fit": {"epochs": 15}}, 1)
+    path = tmp_path / "bot_seed1.json"
+    assert not is_done(path, digest)  # missing
+    path.write_text("{not json")
+    assert not is_done(path, digest)  # damaged
+    path.write_text(json.dumps({"seeds": {"digest": digest}}))
+    assert is_done(path, digest)
+    assert not is_done(path, recipe_digest({"seed": 0, "fit": {"epochs": 15}}, 1))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--archs", "resnet"], "unknown architecture"),
+        (["--seeds", "1", "1"], "repeats a seed"),
+    ],
+)
+def test_command_line_refuses_bad_arguments(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
