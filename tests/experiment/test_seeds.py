@@ -11,6 +11,7 @@ import pytest
 
 from reid_pipeline.experiment.seeds import (
     is_done,
+    kept_results,
     main,
     recipe_digest,
     render_seeds,
@@ -66,6 +67,30 @@ def test_a_result_counts_only_for_the_recipe_it_was_trained_with(tmp_path: Path)
     path.write_text(json.dumps({"seeds": {"digest": digest}}))
     assert is_done(path, digest)
     assert not is_done(path, recipe_digest({"seed": 0, "fit": {"epochs": 15}}, 1))
+
+
+def test_the_summary_holds_every_kept_run_of_the_current_recipes(tmp_path: Path) -> None:
+    """Runs of earlier invocations count (another architecture, other seeds); a run of a recipe
+    that has changed since, or of an architecture without parameters, does not."""
+    params = {
+        "bot": {"recipe": "cpu", "cpu": {"seed": 0, "fit": {"epochs": 14}}},
+        "dimn": {"recipe": "cpu", "cpu": {"seed": 0, "fit": {"epochs": 14}}},
+    }
+
+    def keep(arch: str, seed: int, recipe: dict) -> None:
+        doc = _doc(seed, 0.5 + seed / 100, 0.4)
+        doc["seeds"]["digest"] = recipe_digest(recipe, seed)
+        (tmp_path / f"{arch}_seed{seed}.json").write_text(json.dumps(doc))
+
+    for seed in (2, 0, 1):
+        keep("dimn", seed, params["dimn"]["cpu"])
+    keep("bot", 0, params["bot"]["cpu"])
+    keep("bot", 1, {"seed": 0, "fit": {"epochs": 6}})  # trained before the recipe changed
+    keep("tinynet", 0, {})  # no parameters any more
+    kept = kept_results(tmp_path, params)
+    assert list(kept) == ["bot", "dimn"]
+    assert [d["seeds"]["seed"] for d in kept["dimn"]] == [0, 1, 2]
+    assert [d["seeds"]["seed"] for d in kept["bot"]] == [0]
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ For each architecture (default: every registered one) and seed, in that order, i
 ``data/08_reporting/<arch>/metrics.json`` to ``data/08_reporting/seeds/<arch>_seed<s>.json`` with
 the digest of the recipe it ran. A pair whose copy exists with the current recipe's digest is not
 trained again, so an interrupted comparison continues where it stopped, and a changed recipe
-retrains. Finally ``data/08_reporting/seeds/summary.md`` (and ``summary.json``): per architecture
-the mean, minimum and maximum of R1 / mAP / mINP over the seeds, and the training budget (images
-seen) with whether it is equal across each dataset's architectures.
+retrains. After every run, ``data/08_reporting/seeds/summary.md`` (and ``summary.json``): per
+architecture the mean, minimum and maximum of R1 / mAP / mINP over its kept seeds (every run kept
+there whose recipe is still the current one, from this invocation or an earlier one), and the
+training budget (images seen) with whether it is equal across each dataset's architectures.
 
 Each run overwrites ``data/06_models/<arch>`` and ``data/08_reporting/<arch>`` like any
 ``kedro run``; after a ``dvc repro``, ``dvc checkout`` brings back the DVC run's outputs.
@@ -130,11 +131,9 @@ def run_seeds(
     missing = [a for a in archs if a not in params]
     if missing:
         raise SystemExit(f"seeds: no parameters for {missing} (conf/base/parameters_train_*.yml)")
-    results: dict[str, list[dict[str, Any]]] = {}
     total, done = len(archs) * len(seeds), 0
     for arch in archs:
         recipe = selected_recipe(arch, params[arch], params.get("recipe_override"))
-        results[arch] = []
         for seed in seeds:
             done += 1
             path = result_file(out, arch, seed)
@@ -160,10 +159,31 @@ def run_seeds(
                 _atomic_json(path, metrics)
             else:
                 print(f"seeds: [{done}/{total}] {arch} seed {seed}: done before", flush=True)
-            results[arch].append(json.loads(path.read_text(encoding="utf-8")))
-            table = write_summary(results, out)  # after every run: a stopped comparison keeps it
+            # after every run (a stopped comparison keeps its table): every kept run of the
+            # current recipes, also those of earlier invocations (other archs or seeds)
+            table = write_summary(kept_results(out, params), out)
     print(render_seeds(table))
     return table
+
+
+def kept_results(out: Path, params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The runs kept in ``out`` that the current parameters would train the same way (their
+    recipe digest matches), by architecture (in name order) and seed."""
+    from reid_pipeline.experiment.recipe import selected_recipe
+
+    found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for path in sorted(out.glob("*_seed*.json")):
+        arch, _, seed_text = path.stem.rpartition("_seed")
+        if arch not in params or not seed_text.isdigit():
+            continue
+        recipe = selected_recipe(arch, params[arch], params.get("recipe_override"))
+        if is_done(path, recipe_digest(params[arch][recipe], int(seed_text))):
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            found.setdefault(arch, []).append((int(seed_text), doc))
+    return {
+        arch: [doc for _, doc in sorted(runs, key=lambda r: r[0])]
+        for arch, runs in sorted(found.items())
+    }
 
 
 def write_summary(results: Mapping[str, Sequence[Mapping[str, Any]]], out: Path) -> pd.DataFrame:
