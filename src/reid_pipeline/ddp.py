@@ -75,15 +75,21 @@ def _parse_params(text: str) -> dict[str, Any]:
     return out
 
 
-def _backend() -> str:
-    """NCCL when this process was given a GPU (``LOCAL_RANK`` < visible GPUs), else gloo."""
+def _backend(fit_device: str = "auto") -> str:
+    """gloo when the recipe trains on the CPU (``fit.device: cpu``, also on a node with GPUs:
+    NCCL cannot reduce CPU tensors); else NCCL when this process was given a GPU
+    (``LOCAL_RANK`` < visible GPUs), gloo otherwise."""
     import torch
 
+    if str(fit_device).split(":")[0] not in ("auto", "cuda"):
+        return "gloo"
     local = int(os.environ.get("LOCAL_RANK", "0"))
     return "nccl" if torch.cuda.is_available() and local < torch.cuda.device_count() else "gloo"
 
 
-def _init_process_group(timeout: datetime.timedelta = datetime.timedelta(hours=2)) -> None:
+def _init_process_group(
+    timeout: datetime.timedelta = datetime.timedelta(hours=2), *, fit_device: str = "auto"
+) -> None:
     """The default process group from torchrun's variables.
 
     By default torchrun's agents keep one store for the rendezvous and every restart of the
@@ -109,7 +115,7 @@ def _init_process_group(timeout: datetime.timedelta = datetime.timedelta(hours=2
             "see docs/training.md, Several machines",
             agents,
         )
-    backend, device = _backend(), None
+    backend, device = _backend(fit_device), None
     if backend == "nccl":  # this process's GPU before any collective (broadcast_object_list
         # stages its tensors on the current device: every rank on cuda:0 would be refused)
         import torch
@@ -323,8 +329,24 @@ def main(argv: list[str] | None = None) -> int:
     if world > 1:
         _prefix_log_records(rank_prefix(rank, world))
     bootstrap_project(project)
+
+    def session() -> KedroSession:
+        return KedroSession.create(project_path=project, env=args.env, runtime_params=params)
+
+    # the recipe first: its fit.device decides the process group's backend
+    with session() as s:
+        context = s.load_context()
+        catalog, p = context.catalog, context.params
+    experiment = nodes.resolve(
+        p[arch],
+        p["datasets"],
+        p["protocols"],
+        p.get("recipe_override") or {},
+        p.get("live_metrics_dir"),
+        arch,
+    )
     if world > 1 and not dist.is_initialized():
-        _init_process_group()
+        _init_process_group(fit_device=experiment.recipe.fit.device)
     os.environ["REID_RUN_ID"] = run_id = _run_id(rank, world, arch)
     logger.info(
         "rank %d of %d (local rank %s, node %s, torchrun restart %s), run %s",
@@ -335,9 +357,6 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"),
         run_id,
     )
-
-    def session() -> KedroSession:
-        return KedroSession.create(project_path=project, env=args.env, runtime_params=params)
 
     names = ("fit_manifest", "val_query_manifest", "val_gallery_manifest")
 
@@ -357,17 +376,6 @@ def main(argv: list[str] | None = None) -> int:
         manifests = box[0]
     assert manifests is not None
 
-    with session() as s:
-        context = s.load_context()
-        catalog, p = context.catalog, context.params
-    experiment = nodes.resolve(
-        p[arch],
-        p["datasets"],
-        p["protocols"],
-        p.get("recipe_override") or {},
-        p.get("live_metrics_dir"),
-        arch,
-    )
     check_images(manifests, rank, world)
     folder = checkpoint_path(experiment.where, experiment.recipe.checkpoint_dir)
     sync_checkpoints(folder, rank, world)
