@@ -90,31 +90,11 @@ def _backend(fit_device: str = "auto") -> str:
 def _init_process_group(
     timeout: datetime.timedelta = datetime.timedelta(hours=2), *, fit_device: str = "auto"
 ) -> None:
-    """The default process group from torchrun's variables.
+    """The default process group from torchrun's variables, on a store that is safe across
+    elastic restarts (``engine.distributed.env_rendezvous``)."""
+    from reid_pipeline.engine.distributed import env_rendezvous
 
-    By default torchrun's agents keep one store for the rendezvous and every restart of the
-    group, and the workers' process-group keys are not separated by restart: the processes of a
-    restarted group can read the addresses the killed processes published and fail to connect
-    ("Gloo connectFullMesh failed ... Connection refused", pytorch/pytorch#135712) or, with
-    NCCL, read a stale unique id. With one agent (``--standalone``, one node) its restart count
-    is the same for every worker, and the keys go under a prefix per restart. Several agents
-    count restarts each on its own (a healthy node's agent restarts its workers without
-    counting), so there the fix is torchrun's own ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a
-    fresh store per restart, set in docs/slurm/*); without it rank 0 warns when restarts are
-    allowed."""
-    store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
-    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    agents = int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)
-    if shared and agents == 1:
-        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-        store = dist.PrefixStore(f"reid_pipeline/restart_{restart}", store)
-    elif shared and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0 and rank == 0:
-        logger.warning(
-            "elastic restarts across %d nodes need TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in the "
-            "environment of every torchrun (a restarted group may otherwise fail to connect); "
-            "see docs/training.md, Several machines",
-            agents,
-        )
+    store, rank, world = env_rendezvous(timeout)
     backend, device = _backend(fit_device), None
     if backend == "nccl":  # this process's GPU before any collective (broadcast_object_list
         # stages its tensors on the current device: every rank on cuda:0 would be refused)

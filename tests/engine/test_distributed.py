@@ -123,3 +123,37 @@ def test_ddp_with_a_branch_no_loss_uses_and_rank_aware_model_seeds(tmp_path: Pat
     shares = [set(rep["indices"][4:]) for rep in reports]
     assert not shares[0] & shares[1]
     assert shares[0] | shares[1] == set(range(32))
+
+
+def test_env_rendezvous_separates_restarts_on_a_shared_agent_store(monkeypatch) -> None:
+    """Under one torchrun agent whose store outlives restarts, each restart's keys go under
+    their own prefix (a restarted group never reads the killed processes' addresses); fit()'s
+    ``setup_distributed`` uses the same rendezvous as ``python -m reid_pipeline.ddp``."""
+    import datetime
+    import socket
+
+    from torch.distributed import TCPStore
+
+    from reid_pipeline.engine.distributed import env_rendezvous
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    agent_store = TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False)
+    env = {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "TORCHELASTIC_USE_AGENT_STORE": "True",
+        "GROUP_WORLD_SIZE": "1",
+        "TORCHELASTIC_RESTART_COUNT": "3",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    store, rank, world = env_rendezvous(datetime.timedelta(seconds=30))
+    assert (rank, world) == (0, 1)
+    store.set("address", "worker of restart 3")
+    assert agent_store.get("reid_pipeline/restart_3/address") == b"worker of restart 3"
+    assert not agent_store.check(["address"])

@@ -13,12 +13,15 @@ exists, so a pipeline can build its distributed-aware samplers
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
 
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -42,6 +45,35 @@ class DistContext:
 def torchrun_env() -> bool:
     """Whether this process was started by torchrun with more than one process."""
     return all(v in os.environ for v in _TORCHRUN_VARS) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def env_rendezvous(timeout: datetime.timedelta) -> tuple[Any, int, int]:
+    """``(store, rank, world_size)`` from torchrun's variables, safe across elastic restarts.
+
+    By default torchrun's agents keep one store for the rendezvous and every restart of the
+    group, and the workers' process-group keys are not separated by restart: the processes of a
+    restarted group can read the addresses the killed processes published and fail to connect
+    ("Gloo connectFullMesh failed ... Connection refused", pytorch/pytorch#135712) or, with
+    NCCL, read a stale unique id. With one agent (``--standalone``, one node) its restart count
+    is the same for every worker, and the keys go under a prefix per restart. Several agents
+    count restarts each on its own (a healthy node's agent restarts its workers without
+    counting), so there the fix is torchrun's own ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a
+    fresh store per restart, set in docs/slurm/*); without it rank 0 warns when restarts are
+    allowed."""
+    store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    agents = int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)
+    if shared and agents == 1:
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"reid_pipeline/restart_{restart}", store)
+    elif shared and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0 and rank == 0:
+        logger.warning(
+            "elastic restarts across %d nodes need TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in the "
+            "environment of every torchrun (a restarted group may otherwise fail to connect); "
+            "see docs/training.md, Several machines",
+            agents,
+        )
+    return store, rank, world
 
 
 def setup_distributed(
@@ -78,9 +110,14 @@ def setup_distributed(
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not already:
+        timeout = datetime.timedelta(seconds=timeout_s)
+        store, rank, world = env_rendezvous(timeout)  # restart-safe (see env_rendezvous)
         dist.init_process_group(
             backend=backend,
-            timeout=datetime.timedelta(seconds=timeout_s),
+            store=store,
+            rank=rank,
+            world_size=world,
+            timeout=timeout,
             device_id=device if backend == "nccl" else None,
         )
     return DistContext(
