@@ -48,3 +48,16 @@ def test_the_kedro_dataset_saves_and_loads(tmp_path: Path) -> None:
     dataset.save(HISTORY)
     assert dataset.exists()
     assert dataset.load()["loss"].tolist() == [3.0, 2.0, 1.5]
+
+
+def test_logging_in_a_git_repository_without_dvc_creates_no_dvc_repository(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """DVCLive alone would run `dvc init` in a git repository that has no .dvc folder."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    write_history(tmp_path / "live", HISTORY)
+    assert not (tmp_path / ".dvc").exists()
+    assert read_history(tmp_path / "live")["loss"].tolist() == HISTORY["loss"].tolist()

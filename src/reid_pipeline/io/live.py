@@ -13,6 +13,8 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pandas as pd
 
@@ -34,14 +36,33 @@ def column_name(metric: str) -> str:
     return {"lr": f"lr_{name}", "val": f"val_{name}"}.get(group, name)
 
 
+def _existing_dvc_repo() -> Any:
+    """The DVC repository around the working directory, or None (never ``dvc init``)."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    from dvc.scm import SCMError
+
+    try:
+        return Repo()
+    except (NotDvcRepoError, SCMError):
+        return None
+
+
 def write_history(directory: str | os.PathLike[str], history: pd.DataFrame) -> None:
     """Write ``history`` (one row per epoch) as DVCLive metrics under ``directory``: the
     ``metrics.json`` summary holds the last epoch, ``plots/metrics/**.tsv`` every epoch."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dvclive's optional GPU monitor imports pynvml
+        import dvclive.live
         from dvclive import Live
 
-    with Live(str(directory), resume=False, dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    # DVCLive looks for the DVC repository around the working directory and, inside a git
+    # repository without one, runs `dvc init` there; logging files is all this needs, so an
+    # existing DVC repository is used (`dvc exp show` while a stage trains) and none is created
+    with (
+        mock.patch.object(dvclive.live, "get_dvc_repo", _existing_dvc_repo),
+        Live(str(directory), resume=False, dvcyaml=None, save_dvc_exp=False, report=None) as live,
+    ):
         for row in history.to_dict("records"):
             live.step = int(row["epoch"])
             for column, value in row.items():
