@@ -53,11 +53,16 @@ def test_the_kedro_dataset_saves_and_loads(tmp_path: Path) -> None:
 def test_logging_in_a_git_repository_without_dvc_creates_no_dvc_repository(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """DVCLive alone would run `dvc init` in a git repository that has no .dvc folder."""
+    """DVCLive alone runs `dvc init` in a git repository that has no .dvc folder (and fails in
+    one without commits)."""
     import subprocess
 
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", "-C", str(tmp_path)]
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     monkeypatch.chdir(tmp_path)
-    write_history(tmp_path / "live", HISTORY)
+    write_history(tmp_path / "live", HISTORY)  # no commit yet (DVCLive alone raised here)
+    assert not (tmp_path / ".dvc").exists()
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "start"], check=True)
+    write_history(tmp_path / "live", HISTORY)  # DVCLive alone ran `dvc init` here
     assert not (tmp_path / ".dvc").exists()
     assert read_history(tmp_path / "live")["loss"].tolist() == HISTORY["loss"].tolist()
