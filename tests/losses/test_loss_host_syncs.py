@@ -19,56 +19,15 @@ wrt         3               0
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from tests.host_syncs import MAX_SYNCS, SyncCounter
 
 from reid_pipeline.losses import build_criterion, list_losses
 from reid_pipeline.losses.center import CenterLoss
 from reid_pipeline.losses.functional import CHECKS_ENV, masked_mean
 from reid_pipeline.losses.igcl import identity_slots, modality_centers, slot_centers
 from reid_pipeline.models.base import ReidOutput
-
-MAX_SYNCS = 2
-aten = torch.ops.aten
-_SYNC_OPS = {
-    aten._local_scalar_dense.default,  # .item(), bool(), int(), float() of a tensor
-    aten.is_nonzero.default,
-    aten.equal.default,
-    aten.nonzero.default,
-    aten.argwhere.default,
-    aten.masked_select.default,
-    aten.bincount.default,
-    aten._unique.default,
-    aten._unique2.default,
-    aten.unique_dim.default,
-    aten.unique_consecutive.default,
-    aten.unique_dim_consecutive.default,
-}
-_INDEX_OPS = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
-
-
-class SyncCounter(TorchDispatchMode):
-    """Records the aten operations that force a device-to-host sync."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.syncs: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func in _SYNC_OPS:
-            self.syncs.append(str(func))
-        elif func in _INDEX_OPS and any(
-            i is not None and i.dtype == torch.bool for i in args[1]
-        ):  # boolean-mask indexing: the result size is data-dependent
-            self.syncs.append(f"{func} (bool mask)")
-        elif func is aten.repeat_interleave.Tensor and kwargs.get("output_size") is None:
-            self.syncs.append(str(func))
-        return func(*args, **kwargs)
-
 
 B, NUM_CLASSES, DIMS = 16, 6, [8, 6, 5]
 # the samplers' layout: 4 identities x (2 visible + 2 infrared) ...

@@ -7,47 +7,11 @@ are counted on CPU by intercepting the aten operations that would sync on a GPU.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from tests.host_syncs import MAX_SYNCS, SyncCounter
 
 from reid_pipeline.models import ReidOutput, create_model, list_models
-
-MAX_SYNCS = 2
-aten = torch.ops.aten
-_SYNC_OPS = {
-    aten._local_scalar_dense.default,  # .item(), bool(), int(), float() of a tensor
-    aten.nonzero.default,
-    aten.masked_select.default,
-    aten.bincount.default,
-    aten._unique.default,
-    aten._unique2.default,
-    aten.unique_dim.default,
-    aten.unique_consecutive.default,
-}
-_INDEX_OPS = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
-
-
-class SyncCounter(TorchDispatchMode):
-    """Records the aten operations that force a device-to-host sync."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.syncs: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func in _SYNC_OPS:
-            self.syncs.append(str(func))
-        elif func in _INDEX_OPS and any(
-            i is not None and i.dtype == torch.bool for i in args[1]
-        ):  # boolean-mask indexing: the result size is data-dependent
-            self.syncs.append(f"{func} (bool mask)")
-        elif func is aten.repeat_interleave.Tensor and kwargs.get("output_size") is None:
-            self.syncs.append(str(func))
-        return func(*args, **kwargs)
 
 
 def test_the_counter_sees_syncs() -> None:
