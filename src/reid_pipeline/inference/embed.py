@@ -83,6 +83,23 @@ def _decode(path: Path, transform: Any) -> np.ndarray:
     return transform(image).numpy()  # (3, H, W) float32
 
 
+def _decode_batch(
+    root: Path, batch: Sequence[str], transform: Any
+) -> tuple[list[str], list[np.ndarray], list[tuple[str, str]]]:
+    """(paths decoded, their (3, H, W) arrays, [(path, reason)] skipped) of one batch."""
+    kept: list[str] = []
+    arrays: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+    for rel in batch:
+        try:
+            arrays.append(_decode(root / rel, transform))
+        except (ReidError, OSError, ValueError) as exc:
+            skipped.append((rel, str(exc).split("; set `options:")[0]))
+            continue
+        kept.append(rel)
+    return kept, arrays, skipped
+
+
 def iter_embeddings(
     embedder: Embedder,
     root: Path,
@@ -93,28 +110,29 @@ def iter_embeddings(
     modality: int | None,
 ) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]], int]]:
     """Per batch of ``paths``: (paths embedded, embeddings (n, D), [(path, reason)] skipped,
-    number of paths consumed)."""
+    number of paths consumed). The next batch is decoded in a background thread while the
+    model embeds this one (OpenCV's decoder releases the GIL), so decoding costs no time of
+    its own on a machine with a core to spare."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from reid_pipeline.data.transforms import eval_transform
 
     height, width = embedder.size
     transform = eval_transform(height, width)
-    for lo in range(0, len(paths), batch_size):
-        batch = paths[lo : lo + batch_size]
-        kept: list[str] = []
-        arrays: list[np.ndarray] = []
-        skipped: list[tuple[str, str]] = []
-        for rel in batch:
-            try:
-                arrays.append(_decode(root / rel, transform))
-            except (ReidError, OSError, ValueError) as exc:
-                skipped.append((rel, str(exc).split("; set `options:")[0]))
-                continue
-            kept.append(rel)
-        if arrays:
-            feats = embedder(np.stack(arrays), modality, flip=flip)  # (n, D)
-        else:
-            feats = np.zeros((0, 0), dtype=np.float32)
-        yield kept, feats, skipped, len(batch)
+    batches = [paths[lo : lo + batch_size] for lo in range(0, len(paths), batch_size)]
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-decode") as pool:
+        pending = pool.submit(_decode_batch, root, batches[0], transform)
+        for i, batch in enumerate(batches):
+            kept, arrays, skipped = pending.result()
+            if i + 1 < len(batches):
+                pending = pool.submit(_decode_batch, root, batches[i + 1], transform)
+            if arrays:
+                feats = embedder(np.stack(arrays), modality, flip=flip)  # (n, D)
+            else:
+                feats = np.zeros((0, 0), dtype=np.float32)
+            yield kept, feats, skipped, len(batch)
 
 
 def _table(paths: list[str], feats: np.ndarray) -> pa.Table:
