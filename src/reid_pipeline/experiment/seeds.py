@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reid_pipeline.experiment.report import budget_notes
 from reid_pipeline.io.digest import json_sha256
 
 OUT = Path("data/08_reporting/seeds")
@@ -67,8 +66,9 @@ def _atomic_json(path: Path, doc: Any) -> None:
 
 def summarise_seeds(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
     """One row per architecture from its per-seed ``metrics.json`` documents: ``seeds`` (the
-    list), ``<metric>_mean`` / ``_min`` / ``_max`` in percent, ``images_seen`` (NaN when the
-    seeds disagree or a run did not record it) and ``dataset``."""
+    list), ``<metric>_mean`` / ``_min`` / ``_max`` in percent, ``images_seen`` ({seed: count or
+    None}: the seed also draws the validation hold-out, so the training set and the epoch
+    length move a little with it) and ``dataset``."""
     rows = []
     for arch, docs in results.items():
         if not docs:
@@ -83,10 +83,49 @@ def summarise_seeds(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.Da
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_min"] = float(values.min())
             row[f"{name}_max"] = float(values.max())
-        seen = {(d.get("training") or {}).get("images_seen") for d in docs}
-        row["images_seen"] = float(seen.pop()) if len(seen) == 1 and None not in seen else np.nan
+        row["images_seen"] = {
+            int(d["seeds"]["seed"]): (d.get("training") or {}).get("images_seen") for d in docs
+        }
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _seen_cell(seen: Mapping[int, Any]) -> str:
+    counts = [int(v) for v in seen.values() if v is not None]
+    if not counts:
+        return "-"
+    low, high = min(counts), max(counts)
+    text = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+    return text if len(counts) == len(seen) else f"{text} (not every run recorded it)"
+
+
+def seeds_budget_notes(table: pd.DataFrame) -> list[str]:
+    """Per dataset: whether, seed by seed, its architectures saw the same number of images."""
+    notes = []
+    for dataset, rows in table.groupby("dataset", sort=False):
+        records = rows.to_dict("records")
+        names = ", ".join(r["architecture"] for r in records)
+        by_seed: dict[int, dict[str, Any]] = {}
+        for r in records:
+            for seed, count in r["images_seen"].items():
+                by_seed.setdefault(seed, {})[r["architecture"]] = count
+        if any(c is None for counts in by_seed.values() for c in counts.values()):
+            notes.append(f"{dataset}: images seen not recorded for every run (an older run).")
+            continue
+        unequal = {s: c for s, c in sorted(by_seed.items()) if len(set(c.values())) > 1}
+        if unequal:
+            listed = "; ".join(
+                f"seed {s}: " + ", ".join(f"{a} {int(n):,}" for a, n in c.items())
+                for s, c in unequal.items()
+            )
+            notes.append(f"{dataset}: **unequal budgets** ({listed}); compare with care.")
+        else:
+            notes.append(
+                f"{dataset}: equal budget, with each seed every architecture ({names}) saw the "
+                "same number of training images (the seed draws the validation hold-out, so the "
+                "count moves a little from seed to seed)."
+            )
+    return notes
 
 
 def render_seeds(table: pd.DataFrame) -> str:
@@ -101,15 +140,14 @@ def render_seeds(table: pd.DataFrame) -> str:
         for name in METRICS:
             mean, low, high = (row[f"{name}_{k}"] for k in ("mean", "min", "max"))
             cells.append(f"**{mean:.1f}** ({low:.1f}-{high:.1f})")
-        seen = row["images_seen"]
-        cells.append("-" if np.isnan(seen) else f"{int(seen):,}")
+        cells.append(_seen_cell(row["images_seen"]))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "Mean over the seeds, (minimum-maximum) beside it; every run trains the recipe as "
         "configured, only its seed differs.",
         "",
-        *budget_notes(table),
+        *seeds_budget_notes(table),
     ]
     return "\n".join(lines) + "\n"
 
