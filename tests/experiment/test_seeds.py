@@ -12,8 +12,8 @@ from reid_pipeline.experiment.seeds import (
     is_done,
     kept_results,
     main,
-    recipe_digest,
     render_seeds,
+    run_digest,
     summarise_seeds,
 )
 
@@ -70,39 +70,51 @@ def test_budgets_are_compared_seed_by_seed() -> None:
     assert "images seen not recorded for every run" in text
 
 
-def test_a_result_counts_only_for_the_recipe_it_was_trained_with(tmp_path: Path) -> None:
-    recipe = {"seed": 0, "fit": {"epochs": 14}}
-    digest = recipe_digest(recipe, 1)
-    assert digest == recipe_digest({**recipe, "seed": 7}, 1)  # the recipe's own seed is replaced
-    assert digest != recipe_digest(recipe, 2)
-    assert digest != recipe_digest({"seed": 0, "fit": {"epochs": 15}}, 1)
+def _params(epochs: int = 14, *, preset: str = "default", metric: str = "cosine") -> dict:
+    recipe = {"seed": 0, "dataset_slot": "single", "fit": {"epochs": epochs}}
+    return {
+        "bot": {"recipe": "cpu", "cpu": recipe},
+        "dimn": {"recipe": "cpu", "cpu": dict(recipe)},
+        "datasets": {"single": {"name": "market1501", "synthetic": {"preset": preset}}},
+        "protocols": {"market1501": {"metric": metric}},
+    }
+
+
+def test_a_result_counts_only_for_what_it_was_trained_with(tmp_path: Path) -> None:
+    """The recipe (its own seed aside), the dataset of its slot and the protocol options: a
+    change to any of them trains again; a run is never reused for other settings."""
+    params = _params()
+    digest = run_digest(params, "bot", 1)
+    seeded = _params()
+    seeded["bot"]["cpu"]["seed"] = 7  # the recipe's own seed is replaced by the run's
+    assert digest == run_digest(seeded, "bot", 1)
+    assert digest != run_digest(params, "bot", 2)
+    for changed in (_params(15), _params(preset="tiny"), _params(metric="euclidean")):
+        assert digest != run_digest(changed, "bot", 1)
     path = tmp_path / "bot_seed1.json"
     assert not is_done(path, digest)  # missing
     path.write_text("{not json")
     assert not is_done(path, digest)  # damaged
     path.write_text(json.dumps({"seeds": {"digest": digest}}))
     assert is_done(path, digest)
-    assert not is_done(path, recipe_digest({"seed": 0, "fit": {"epochs": 15}}, 1))
+    assert not is_done(path, run_digest(_params(15), "bot", 1))
 
 
 def test_the_summary_holds_every_kept_run_of_the_current_recipes(tmp_path: Path) -> None:
     """Runs of earlier invocations count (another architecture, other seeds); a run of a recipe
     that has changed since, or of an architecture without parameters, does not."""
-    params = {
-        "bot": {"recipe": "cpu", "cpu": {"seed": 0, "fit": {"epochs": 14}}},
-        "dimn": {"recipe": "cpu", "cpu": {"seed": 0, "fit": {"epochs": 14}}},
-    }
+    params = _params()
 
-    def keep(arch: str, seed: int, recipe: dict) -> None:
+    def keep(arch: str, seed: int, digest: str) -> None:
         doc = _doc(seed, 0.5 + seed / 100, 0.4)
-        doc["seeds"]["digest"] = recipe_digest(recipe, seed)
+        doc["seeds"]["digest"] = digest
         (tmp_path / f"{arch}_seed{seed}.json").write_text(json.dumps(doc))
 
     for seed in (2, 0, 1):
-        keep("dimn", seed, params["dimn"]["cpu"])
-    keep("bot", 0, params["bot"]["cpu"])
-    keep("bot", 1, {"seed": 0, "fit": {"epochs": 6}})  # trained before the recipe changed
-    keep("tinynet", 0, {})  # no parameters any more
+        keep("dimn", seed, run_digest(params, "dimn", seed))
+    keep("bot", 0, run_digest(params, "bot", 0))
+    keep("bot", 1, run_digest(_params(6), "bot", 1))  # trained before the recipe changed
+    keep("tinynet", 0, "x")  # no parameters any more
     kept = kept_results(tmp_path, params)
     assert list(kept) == ["bot", "dimn"]
     assert [d["seeds"]["seed"] for d in kept["dimn"]] == [0, 1, 2]

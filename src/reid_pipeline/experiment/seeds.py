@@ -9,11 +9,12 @@ For each architecture (default: every registered one) and seed, in that order, i
 
 (``<recipe>``: the one the environment selects, as ``dvc repro`` does) and copies the run's
 ``data/08_reporting/<arch>/metrics.json`` to ``data/08_reporting/seeds/<arch>_seed<s>.json`` with
-the digest of the recipe it ran. A pair whose copy exists with the current recipe's digest is not
-trained again, so an interrupted comparison continues where it stopped, and a changed recipe
-retrains. After every run, ``data/08_reporting/seeds/summary.md`` (and ``summary.json``): per
-architecture the mean, minimum and maximum of R1 / mAP / mINP over its kept seeds (every run kept
-there whose recipe is still the current one, from this invocation or an earlier one), and the
+the digest of what it ran (recipe, dataset slot, protocol options). A pair whose copy exists with
+the current digest is not trained again, so an interrupted comparison continues where it
+stopped, and a changed recipe, dataset or protocol retrains. After every run,
+``data/08_reporting/seeds/summary.md`` (and ``summary.json``): per architecture the mean,
+minimum and maximum of R1 / mAP / mINP over its kept seeds (every run kept there whose digest is
+still the current one, from this invocation or an earlier one), and the
 training budget (images seen) with whether it is equal across each dataset's architectures.
 
 Each run overwrites ``data/06_models/<arch>`` and ``data/08_reporting/<arch>`` like any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reid_pipeline.engine.checkpoint import atomic_write_text
 from reid_pipeline.io.digest import json_sha256
 
 OUT = Path("data/08_reporting/seeds")
@@ -44,9 +46,24 @@ def result_file(out: Path, arch: str, seed: int) -> Path:
     return out / f"{arch}_seed{seed}.json"
 
 
-def recipe_digest(recipe: Mapping[str, Any], seed: int) -> str:
-    """What a stored result must have been trained with: the recipe (its seed replaced)."""
-    return json_sha256({**dict(recipe), "seed": int(seed)})
+def run_digest(params: Mapping[str, Any], arch: str, seed: int) -> str:
+    """What a stored result must have been trained with: the selected recipe (its seed
+    replaced), the dataset slot it trains on and that dataset's protocol options, so a changed
+    recipe, dataset or protocol trains again."""
+    from reid_pipeline.experiment.recipe import selected_recipe
+
+    name = selected_recipe(arch, params[arch], params.get("recipe_override"))
+    recipe = dict(params[arch][name])
+    dataset = dict((params.get("datasets") or {}).get(recipe.get("dataset_slot"), {}))
+    protocol = (params.get("protocols") or {}).get(dataset.get("name"), {})
+    return json_sha256(
+        {
+            "recipe_name": name,
+            "recipe": {**recipe, "seed": int(seed)},
+            "dataset": dataset,
+            "protocol": protocol,
+        }
+    )
 
 
 def is_done(path: Path, digest: str) -> bool:
@@ -58,10 +75,7 @@ def is_done(path: Path, digest: str) -> bool:
 
 
 def _atomic_json(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(json.dumps(doc, indent=2) + "\n", path)
 
 
 def summarise_seeds(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
@@ -175,7 +189,7 @@ def run_seeds(
         for seed in seeds:
             done += 1
             path = result_file(out, arch, seed)
-            digest = recipe_digest(params[arch][recipe], seed)
+            digest = run_digest(params, arch, seed)
             if not is_done(path, digest):
                 print(f"seeds: [{done}/{total}] {arch} ({recipe}) seed {seed}", flush=True)
                 command = [
@@ -206,16 +220,14 @@ def run_seeds(
 
 def kept_results(out: Path, params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The runs kept in ``out`` that the current parameters would train the same way (their
-    recipe digest matches), by architecture (in name order) and seed."""
-    from reid_pipeline.experiment.recipe import selected_recipe
+    digest matches), by architecture (in name order) and seed."""
 
     found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for path in sorted(out.glob("*_seed*.json")):
         arch, _, seed_text = path.stem.rpartition("_seed")
         if arch not in params or not seed_text.isdigit():
             continue
-        recipe = selected_recipe(arch, params[arch], params.get("recipe_override"))
-        if is_done(path, recipe_digest(params[arch][recipe], int(seed_text))):
+        if is_done(path, run_digest(params, arch, int(seed_text))):
             doc = json.loads(path.read_text(encoding="utf-8"))
             found.setdefault(arch, []).append((int(seed_text), doc))
     return {
@@ -228,9 +240,7 @@ def write_summary(results: Mapping[str, Sequence[Mapping[str, Any]]], out: Path)
     """``summary.md`` and ``summary.json`` of the runs so far (written atomically)."""
     table = summarise_seeds(results)
     _atomic_json(out / "summary.json", json.loads(table.to_json(orient="records")))
-    tmp = out / f".summary.md.tmp{os.getpid()}"
-    tmp.write_text(render_seeds(table), encoding="utf-8")
-    os.replace(tmp, out / "summary.md")
+    atomic_write_text(render_seeds(table), out / "summary.md")
     return table
 
 
