@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reid_pipeline.experiment.seeds import (
     is_done,
@@ -49,8 +50,8 @@ def test_summary_is_mean_min_max_in_percent() -> None:
 
 
 def test_budgets_are_compared_seed_by_seed() -> None:
-    """The seed draws the validation hold-out, so counts differ between seeds (a range) and are
-    compared between architectures of the same seed."""
+    """Counts may differ between seeds (recipes with another ``validation.seed`` hold other
+    identities out): shown as a range, compared between architectures of the same seed."""
     equal = summarise_seeds(
         {
             "bot": [_doc(0, 0.5, 0.4, seen=100), _doc(1, 0.5, 0.4, seen=90)],
@@ -70,14 +71,22 @@ def test_budgets_are_compared_seed_by_seed() -> None:
     assert "images seen not recorded for every run" in text
 
 
-def _params(epochs: int = 14, *, preset: str = "default", metric: str = "cosine") -> dict:
-    recipe = {"seed": 0, "dataset_slot": "single", "fit": {"epochs": epochs}}
-    return {
-        "bot": {"recipe": "cpu", "cpu": recipe},
-        "dimn": {"recipe": "cpu", "cpu": dict(recipe)},
-        "datasets": {"single": {"name": "market1501", "synthetic": {"preset": preset}}},
-        "protocols": {"market1501": {"metric": metric}},
-    }
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _params(
+    epochs: int = 14, *, preset: str = "default", metric: str = "cosine", **validation: int
+) -> dict:
+    """The project's own parameters (bot and dimn), with one value changed."""
+    conf = ROOT / "conf" / "base"
+    params = yaml.safe_load((conf / "parameters.yml").read_text())
+    for arch in ("bot", "dimn"):
+        params |= yaml.safe_load((conf / f"parameters_train_{arch}.yml").read_text())
+    params["bot"]["cpu_synthetic"]["fit"]["epochs"] = epochs
+    params["bot"]["cpu_synthetic"]["validation"] |= validation
+    params["datasets"]["single_modality"]["synthetic"]["preset"] = preset
+    params["protocols"]["market1501"]["metric"] = metric
+    return params
 
 
 def test_a_result_counts_only_for_what_it_was_trained_with(tmp_path: Path) -> None:
@@ -86,11 +95,14 @@ def test_a_result_counts_only_for_what_it_was_trained_with(tmp_path: Path) -> No
     params = _params()
     digest = run_digest(params, "bot", 1)
     seeded = _params()
-    seeded["bot"]["cpu"]["seed"] = 7  # the recipe's own seed is replaced by the run's
+    seeded["bot"]["cpu_synthetic"]["seed"] = 7  # the recipe's own seed is replaced by the run's
     assert digest == run_digest(seeded, "bot", 1)
     assert digest != run_digest(params, "bot", 2)
-    for changed in (_params(15), _params(preset="tiny"), _params(metric="euclidean")):
+    changes = (_params(15), _params(preset="tiny"), _params(metric="euclidean"), _params(seed=1))
+    for changed in changes:
         assert digest != run_digest(changed, "bot", 1)
+    # the recipe as the run reads it: a default written out is the same recipe
+    assert digest == run_digest(_params(seed=0), "bot", 1)
     path = tmp_path / "bot_seed1.json"
     assert not is_done(path, digest)  # missing
     path.write_text("{not json")

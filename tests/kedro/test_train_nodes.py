@@ -71,6 +71,32 @@ def test_split_validation_holds_out_identities_from_the_manifest() -> None:
     assert len(fit) + len(query) + len(gallery) == len(frame)
 
 
+def test_the_hold_out_follows_the_validation_seed_not_the_training_seed() -> None:
+    frame = pd.DataFrame(
+        {
+            "path": [
+                f"{pid}_{cam}_{i}.jpg" for pid in range(40) for cam in (1, 2) for i in range(2)
+            ],
+            "pid": [pid for pid in range(40) for _ in range(4)],
+            "camid": [cam for _ in range(40) for cam in (1, 2) for _ in range(2)],
+            "modality": 0,
+        }
+    )
+
+    def held(seed: int, validation_seed: int) -> tuple[set[int], list[str]]:
+        block = _block("bot")
+        block["cpu_synthetic"]["seed"] = seed
+        block["cpu_synthetic"]["validation"]["seed"] = validation_seed
+        experiment, _ = nodes.check_parameters(
+            block, BASE["datasets"], BASE["protocols"], {}, None, arch="bot"
+        )
+        _, query, gallery = nodes.split_validation(frame, experiment)
+        return set(query["pid"]) | set(gallery["pid"]), list(query["path"])
+
+    assert held(0, 0) == held(1, 0) == held(2, 0)  # same identities and queries for every seed
+    assert held(0, 0)[0] != held(0, 1)[0]  # the validation seed draws them
+
+
 @pytest.mark.slow
 def test_the_template_runs_on_an_in_memory_catalog(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -152,6 +152,10 @@ class ValidationSpec(_Section):
     """Identities held out of the training split to select the best epoch (0: none)."""
 
     num_ids: NonNegativeInt = 0
+    #: draws which identities are held out (and each one's query images); apart from the
+    #: recipe's training ``seed``, so runs over several training seeds train on the same
+    #: identities, see the same number of images and select on the same validation set
+    seed: NonNegativeInt = 0
     every: PositiveInt = 1
     metric: Literal["mAP", "R1", "mINP"] = "mAP"
 

@@ -47,21 +47,28 @@ def result_file(out: Path, arch: str, seed: int) -> Path:
 
 
 def run_digest(params: Mapping[str, Any], arch: str, seed: int) -> str:
-    """What a stored result must have been trained with: the selected recipe (its seed
-    replaced), the dataset slot it trains on and that dataset's protocol options, so a changed
-    recipe, dataset or protocol trains again."""
-    from reid_pipeline.experiment.recipe import selected_recipe
+    """What a stored result must have been trained with: the selected recipe as the run reads
+    it (typed, every default filled in, its seed replaced), the dataset it trains on and that
+    dataset's protocol options. A change to any of them, a changed default included, trains
+    again."""
+    from reid_pipeline.experiment.recipe import resolve_experiment, selected_recipe
 
-    name = selected_recipe(arch, params[arch], params.get("recipe_override"))
-    recipe = dict(params[arch][name])
-    dataset = dict((params.get("datasets") or {}).get(recipe.get("dataset_slot"), {}))
-    protocol = (params.get("protocols") or {}).get(dataset.get("name"), {})
+    block = {k: dict(v) if isinstance(v, Mapping) else v for k, v in params[arch].items()}
+    name = selected_recipe(arch, block, params.get("recipe_override"))
+    block[name]["seed"] = int(seed)
+    experiment = resolve_experiment(
+        arch,
+        block,
+        datasets=params.get("datasets") or {},
+        protocols=params.get("protocols"),
+        recipe_override=params.get("recipe_override"),
+    )
     return json_sha256(
         {
             "recipe_name": name,
-            "recipe": {**recipe, "seed": int(seed)},
-            "dataset": dataset,
-            "protocol": protocol,
+            "recipe": experiment.recipe.model_dump(mode="json"),
+            "dataset": experiment.dataset.model_dump(mode="json"),
+            "protocol": experiment.protocol,
         }
     )
 
@@ -81,8 +88,8 @@ def _atomic_json(path: Path, doc: Any) -> None:
 def summarise_seeds(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
     """One row per architecture from its per-seed ``metrics.json`` documents: ``seeds`` (the
     list), ``<metric>_mean`` / ``_min`` / ``_max`` in percent, ``images_seen`` ({seed: count or
-    None}: the seed also draws the validation hold-out, so the training set and the epoch
-    length move a little with it) and ``dataset``."""
+    None}; the same for every seed unless the recipes draw their validation hold-out with
+    different ``validation.seed`` values) and ``dataset``."""
     rows = []
     for arch, docs in results.items():
         if not docs:
@@ -136,8 +143,7 @@ def seeds_budget_notes(table: pd.DataFrame) -> list[str]:
         else:
             notes.append(
                 f"{dataset}: equal budget, with each seed every architecture ({names}) saw the "
-                "same number of training images (the seed draws the validation hold-out, so the "
-                "count moves a little from seed to seed)."
+                "same number of training images."
             )
     return notes
 

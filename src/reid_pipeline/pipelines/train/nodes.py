@@ -69,12 +69,13 @@ def check_parameters(
 def split_validation(
     train_manifest: pd.DataFrame, experiment: Experiment
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Hold ``validation.num_ids`` training identities out for model selection."""
+    """Hold ``validation.num_ids`` training identities out for model selection, drawn with
+    ``validation.seed`` (not the training seed: every training seed gets the same split)."""
     records = frame_to_records(train_manifest)
     split = holdout_split(
         records,
         num_ids=experiment.recipe.validation.num_ids,
-        seed=experiment.recipe.seed,
+        seed=experiment.recipe.validation.seed,
         cross_modality=is_cross_modality(records),
     )
     return tuple(records_to_frame(part) for part in (split.train, split.query, split.gallery))
