@@ -50,20 +50,25 @@ def test_check_parameters_names_the_key() -> None:
         nodes.check_parameters(block, BASE["datasets"], BASE["protocols"], {}, None, arch="bot")
 
 
+def _manifest(num_ids: int) -> pd.DataFrame:
+    """A training manifest: ``num_ids`` identities, 2 cameras x 2 images each."""
+    return pd.DataFrame(
+        {
+            "path": [
+                f"{pid}_{cam}_{i}.jpg" for pid in range(num_ids) for cam in (1, 2) for i in range(2)
+            ],
+            "pid": [pid for pid in range(num_ids) for _ in range(4)],
+            "camid": [cam for _ in range(num_ids) for cam in (1, 2) for _ in range(2)],
+            "modality": 0,
+        }
+    )
+
+
 def test_split_validation_holds_out_identities_from_the_manifest() -> None:
     experiment, _ = nodes.check_parameters(
         _block("bot"), BASE["datasets"], BASE["protocols"], {}, None, arch="bot"
     )
-    frame = pd.DataFrame(
-        {
-            "path": [
-                f"{pid}_{cam}_{i}.jpg" for pid in range(20) for cam in (1, 2) for i in range(2)
-            ],
-            "pid": [pid for pid in range(20) for _ in range(4)],
-            "camid": [cam for _ in range(20) for cam in (1, 2) for _ in range(2)],
-            "modality": 0,
-        }
-    )
+    frame = _manifest(20)
     fit, query, gallery = nodes.split_validation(frame, experiment)
     held = set(query["pid"]) | set(gallery["pid"])
     assert len(held) == experiment.recipe.validation.num_ids == 10
@@ -72,16 +77,7 @@ def test_split_validation_holds_out_identities_from_the_manifest() -> None:
 
 
 def test_the_hold_out_follows_the_validation_seed_not_the_training_seed() -> None:
-    frame = pd.DataFrame(
-        {
-            "path": [
-                f"{pid}_{cam}_{i}.jpg" for pid in range(40) for cam in (1, 2) for i in range(2)
-            ],
-            "pid": [pid for pid in range(40) for _ in range(4)],
-            "camid": [cam for _ in range(40) for cam in (1, 2) for _ in range(2)],
-            "modality": 0,
-        }
-    )
+    frame = _manifest(40)
 
     def held(seed: int, validation_seed: int) -> tuple[set[int], list[str]]:
         block = _block("bot")

@@ -3,8 +3,9 @@
 One code path for CPU and CUDA: on CUDA the batch is moved with ``non_blocking=True`` (truly
 asynchronous when the loader pins memory), converted to ``channels_last`` and the forward runs
 under bf16 autocast where the GPU has native bf16; on CPU the same calls run without
-``non_blocking`` and ``channels_last`` (slower there), under bf16 autocast where the CPU has
-native bf16 instructions.
+``non_blocking`` and, unless ``channels_last=True`` is asked for, in NCHW (``"auto"``'s choice
+there: fp32 convolutions are often slower in channels_last on CPU), under bf16 autocast where the
+CPU has native bf16 instructions.
 
 Under torchrun every process takes its own GPU, ``cuda:LOCAL_RANK``, for ``"auto"`` and
 ``"cuda"``; an explicit ``"cuda:N"`` is refused there (it would put every process on one GPU).
