@@ -53,7 +53,8 @@ def embed_records(
     model: nn.Module, records: Sequence[Record], recipe: Recipe, *, progress: bool = True
 ) -> Features:
     """Embeddings of ``records`` with the test transform (flip-averaged if
-    ``evaluation.flip``), in record order."""
+    ``evaluation.flip``), in record order, in ``evaluation.precision`` and in the memory format
+    the recipe trains in (``fit.channels_last``: the same numbers up to float rounding)."""
     transform = eval_transform(recipe.input.height, recipe.input.width)
     dataset = ManifestDataset(records, {0: transform, 1: transform}, seed=recipe.seed)
     loader = build_loader(
@@ -68,6 +69,7 @@ def embed_records(
         device=recipe.fit.device,
         flip=recipe.evaluation.flip,
         precision=recipe.evaluation.precision,
+        channels_last=recipe.fit.channels_last,
         progress=progress,
     )
 
