@@ -149,7 +149,8 @@ class FitSpec(_Section):
 
 
 class ValidationSpec(_Section):
-    """Identities held out of the training split to select the best epoch (0: none)."""
+    """Identities held out of the training split to follow training and select the best epoch
+    (0: none)."""
 
     num_ids: NonNegativeInt = 0
     #: draws which identities are held out (and each one's query images); apart from the
@@ -158,6 +159,10 @@ class ValidationSpec(_Section):
     seed: NonNegativeInt = 0
     every: PositiveInt = 1
     metric: Literal["mAP", "R1", "mINP"] = "mAP"
+    #: which weights the run returns: "best" (the epoch with the best ``metric``) or "last" (the
+    #: final epoch's; validation then only reports how training goes, for a validation set too
+    #: small to choose an epoch reliably)
+    select: Literal["best", "last"] = "best"
 
 
 class EvaluationSpec(_Section):

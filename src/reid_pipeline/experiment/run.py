@@ -205,7 +205,7 @@ def train_from_records(
         lr_scaling=f.lr_scaling,
         on_epoch_end=_live_logger(experiment.live_dir),
     )
-    use_best = result.best_state_dict is not None
+    use_best = recipe.validation.select == "best" and result.best_state_dict is not None
     state = result.best_state_dict if use_best else result.state_dict
     history = result.history
     spec = {
