@@ -40,8 +40,9 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass
 class TrainOutcome:
-    """Weights to keep (the best validated epoch, else the last), the model's spec (enough to
-    rebuild it), the per-epoch history and a summary (time, images/s, best epoch)."""
+    """Weights to keep (the best validated epoch, else or with ``validation.select: last`` the
+    last), the model's spec (enough to rebuild it), the per-epoch history and a summary (time,
+    images/s, the kept epoch and why)."""
 
     state_dict: dict[str, torch.Tensor]
     spec: dict[str, Any]
