@@ -60,9 +60,12 @@ def test_other_training_data_or_another_root_changes_the_fingerprint() -> None:
     assert _fingerprint(datasets=other)["dataset"] != before["dataset"]
 
 
-def test_epochs_progress_and_device_leave_it_unchanged() -> None:
+def test_epochs_progress_device_and_selection_leave_it_unchanged() -> None:
     before = _fingerprint()
     assert _fingerprint({"fit.epochs": 12, "fit.progress": False, "fit.device": "cpu"}) == before
+    # which epoch a run returns does not change the training: the finished checkpoints serve
+    assert _fingerprint({"validation.select": "last"}) == before
+    assert _fingerprint({"validation.metric": "R1"}) != before  # best.pt holds another epoch
 
 
 def test_the_feature_probe_leaves_the_model_untouched() -> None:

@@ -95,7 +95,8 @@ def training_fingerprint(
         "optimizer": r.optimizer.spec(),
         "scheduler": r.scheduler,
         "precision": {"precision": r.fit.precision, "grad_clip": r.fit.grad_clip},
-        "validation": r.validation.model_dump(),
+        # select only picks which of the trained epochs a run returns (best.pt or last.pt)
+        "validation": r.validation.model_dump(exclude={"select"}),
         "seed": r.seed,
         "dataset": experiment.dataset.model_dump(),
         "train_data": _records_digest(fit_records),

@@ -1,4 +1,6 @@
-"""train_from_records(): ``validation.select`` decides which weights a run returns."""
+"""experiment/run.py: the recipe's evaluation settings and training memory format reach the
+extraction (``embed_records``); ``validation.select`` decides which weights a run returns
+(``train_from_records``)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,55 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from torch import nn
 
 from reid_pipeline.data.records import Record
 from reid_pipeline.engine import FitResult
+from reid_pipeline.errors import ConfigError
 from reid_pipeline.experiment import run
 from reid_pipeline.experiment.recipe import resolve_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCK = yaml.safe_load((ROOT / "conf" / "base" / "parameters_train_bot.yml").read_text())["bot"]
 DATASETS = yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text())["datasets"]
+
+
+def _block(arch: str, **sections: dict[str, Any]) -> dict[str, Any]:
+    """``<arch>``'s parameter block with keys of its cpu_synthetic recipe's sections replaced."""
+    path = ROOT / "conf" / "base" / f"parameters_train_{arch}.yml"
+    block = copy.deepcopy(yaml.safe_load(path.read_text())[arch])
+    for section, values in sections.items():
+        block["cpu_synthetic"][section] |= values
+    return block
+
+
+@pytest.mark.parametrize(
+    ("fit", "evaluation"),
+    [
+        ({"channels_last": True}, {"flip": True, "precision": "fp32"}),
+        ({"channels_last": False}, {"flip": False, "precision": "bf16"}),
+        ({"channels_last": "auto"}, {"flip": True, "precision": "auto"}),
+    ],
+)
+def test_extraction_follows_the_recipe(
+    monkeypatch: pytest.MonkeyPatch, fit: dict[str, Any], evaluation: dict[str, Any]
+) -> None:
+    block = _block("dimn", fit=fit, evaluation=evaluation)
+    recipe = resolve_experiment("dimn", block, datasets=DATASETS).recipe
+    seen: dict[str, Any] = {}
+
+    def spy(model: nn.Module, loader: Any, **kwargs: Any) -> str:
+        seen.update(kwargs, batch_size=loader.batch_size)
+        return "features"
+
+    monkeypatch.setattr(run, "extract_features", spy)
+    records = [Record(f"img/{i}.jpg", i % 3, i % 2, 0) for i in range(6)]
+    assert run.embed_records(nn.Identity(), records, recipe, progress=False) == "features"
+    assert seen["channels_last"] == fit["channels_last"]
+    assert seen["flip"] is evaluation["flip"]
+    assert seen["precision"] == evaluation["precision"]
+    assert seen["batch_size"] == recipe.loader.eval_batch_size
+
+
 FIT = [Record(f"img/{i}.jpg", i // 4, i % 2, 0) for i in range(8 * 4)]  # 8 ids x 4 images
 VAL = [Record(f"val/{i}.jpg", 100 + i // 2, i % 2, 0) for i in range(4)]
 
@@ -30,9 +72,7 @@ VAL = [Record(f"val/{i}.jpg", 100 + i // 2, i % 2, 0) for i in range(4)]
 def test_select_returns_the_best_or_the_last_weights(
     monkeypatch: pytest.MonkeyPatch, select: str, epoch: int, by: str, value: float
 ) -> None:
-    block = copy.deepcopy(BLOCK)
-    block["cpu_synthetic"]["fit"]["epochs"] = 3
-    block["cpu_synthetic"]["validation"] |= {"select": select}
+    block = _block("bot", fit={"epochs": 3}, validation={"select": select})
     experiment = resolve_experiment("bot", block, datasets=DATASETS)
 
     def fake_fit(model: torch.nn.Module, *args: Any, **kwargs: Any) -> FitResult:
@@ -62,7 +102,6 @@ def test_select_returns_the_best_or_the_last_weights(
 
 
 def test_select_is_checked() -> None:
-    block = copy.deepcopy(BLOCK)
-    block["cpu_synthetic"]["validation"] |= {"select": "final"}
-    with pytest.raises(Exception, match="select"):
+    block = _block("bot", validation={"select": "final"})
+    with pytest.raises(ConfigError, match=r"validation\.select"):
         resolve_experiment("bot", block, datasets=DATASETS)
